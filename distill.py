@@ -1,0 +1,498 @@
+"""Progressive cross-modal self-distillation of C2VL (Chen et al., IEEE TMM 2025): METHOD.md §1, §5 and §7.
+
+The skeleton encoder f is trained through two projection heads g_v, g_l into CLIP's space. For one batch
+(rows are samples) the loss compares the student's logits with soft targets (soft_targets.py, M1-M4, M7-M9):
+
+    (M5)  teacher bank: Zt[i] = the detached embeddings of sample i recorded in epoch e - 1       (TeacherBank)
+    (M6)  alpha_e = alpha_T * e / E    (linear; "constant": alpha_e = alpha_T)                  (alpha_schedule)
+    (M10) T^{a->b} = (1 - alpha_e) Y_intra^m + alpha_e Y_inter^{a->b}                           (progressive_target)
+    (M11) L_m = 1/2 [ H(T^{s->m}, S_sm) + H(T^{m->s}, S_ms) ]                                    (modality_loss)
+    (M12) L = lambda_v L_v + lambda_l L_l                                                        (c2vl_loss)
+
+C2VLLoss wraps these: it owns the learnable logit scale t = exp(s) (s initialised to log(1/0.07), clamped at
+log 100) and the teacher bank, and under torch.distributed computes targets and logits over the *global* batch.
+With beta = 0 and alpha_T = 0 every target is I and the loss is exactly CLIP's symmetric InfoNCE.
+
+Also here: the projection head g_m, prompt pooling (mean over the K prompt frames or one drawn per step), and PNG
+plots of one batch's targets and of the alpha schedule. Not here: the encoder (skeleton_gcn.py), the prompt
+features (prompts.py), the training loop (train.py).
+"""
+import math
+import os
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+
+from soft_targets import (
+    intra_modal_targets,
+    inter_modal_targets,
+    self_distillation_targets,
+    soft_cross_entropy,
+    student_logits,
+)
+
+MODALITIES = ("vision", "language")
+SYMBOL = {"vision": "v", "language": "l"}  # the paper's subscripts
+CHOICES = {"alpha_schedule": ("linear", "constant"), "inter": ("cycle", "self", "off")}
+MAX_LOG_LOGIT_SCALE = math.log(100.0)  # CLIP clamps the logit scale t at 100
+
+
+@dataclass
+class DistillConfig:
+    """Options of the C2VL loss (METHOD.md §11). Each field has a command-line flag of the same name."""
+
+    # Reconstruction: beta = 0.5 weighs the hard label and the soft similarities equally (the paper's value unknown).
+    beta: float = 0.5  # M4: weight of the soft self-similarities against the hard label I  [C]
+    alpha_T: float = 0.5  # M6: final weight of the inter-modal target (PS-KD uses 0.8)  [R]
+    alpha_schedule: str = "linear"  # M6: "linear" alpha_T * e / E, or "constant" alpha_T from epoch 1
+    inter: str = "cycle"  # M9: "cycle" through the other prompt, "self" teacher's own prediction, "off" no Y_inter
+    tau_t: float = 0.05  # M2, M3, M7: target temperature; small, so only close neighbours get target mass
+    lambda_v: float = 1.0  # M12: weight of the vision branch
+    lambda_l: float = 1.0  # M12: weight of the language branch
+
+    def __post_init__(self):
+        for name in ("beta", "alpha_T"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"DistillConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+        if not self.tau_t > 0.0:
+            raise ValueError(f"DistillConfig.tau_t must be > 0, got {self.tau_t}")
+        for name in ("lambda_v", "lambda_l"):
+            if getattr(self, name) < 0.0:
+                raise ValueError(f"DistillConfig.{name} must be >= 0, got {getattr(self, name)}")
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"DistillConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_args(cls, args):
+        """The config from an argparse namespace filled by add_distill_arguments."""
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+
+
+def add_distill_arguments(parser):
+    """Add one --flag per DistillConfig field (same name, same default) to an argparse parser."""
+    for f in fields(DistillConfig):
+        parser.add_argument(f"--{f.name}", type=type(f.default), default=f.default, choices=CHOICES.get(f.name))
+    return parser
+
+
+def resolve_modalities(modalities):
+    """"both" | "vision" | "language" | a sequence of those names -> tuple in the order (vision, language)."""
+    names = MODALITIES if modalities == "both" else (modalities,) if isinstance(modalities, str) else modalities
+    unknown = [m for m in names if m not in MODALITIES]
+    if unknown or not names:
+        raise ValueError(f"prompt modalities must be 'both' or a non-empty subset of {MODALITIES}, got {modalities!r}")
+    return tuple(m for m in MODALITIES if m in names)
+
+
+def alpha_schedule(epoch, epochs, alpha_T, kind="linear"):
+    """(M6) alpha_e = alpha_T * e / E for kind "linear", alpha_T for kind "constant".
+
+    epoch e is 1-based (1 ... E = epochs), so alpha_1 = alpha_T / E and alpha_E = alpha_T.
+    """
+    if not 1 <= epoch <= epochs:
+        raise ValueError(f"epoch must be in 1..{epochs} (1-based), got {epoch}")
+    if kind == "linear":
+        return alpha_T * epoch / epochs
+    if kind == "constant":
+        return alpha_T
+    raise ValueError(f"alpha schedule must be one of {CHOICES['alpha_schedule']}, got {kind!r}")
+
+
+def progressive_target(Y_intra, Y_inter, alpha_e):
+    """(M10) T = (1 - alpha_e) Y_intra^m + alpha_e Y_inter^{a->b}.   (N, N), (N, N), float -> (N, N)."""
+    return (1.0 - alpha_e) * Y_intra + alpha_e * Y_inter
+
+
+def modality_loss(S_sm, S_ms, T_sm, T_ms):
+    """(M11) L_m = 1/2 [ H(T^{s->m}, S_sm) + H(T^{m->s}, S_ms) ].   All (N, N); returns a scalar."""
+    return 0.5 * (soft_cross_entropy(T_sm, S_sm) + soft_cross_entropy(T_ms, S_ms))
+
+
+def c2vl_loss(logits, targets, lambdas):
+    """(M11-M12) L = sum_m lambda_m L_m over the modalities present.
+
+    logits: {m: (S_sm, S_ms)}; targets: {m: (T_sm, T_ms)}; lambdas: {m: lambda_m}; all matrices (N, N).
+    Returns (L, {m: L_m}).
+    """
+    per_modality = {m: modality_loss(*logits[m], *targets[m]) for m in logits}
+    return sum(lambdas[m] * per_modality[m] for m in per_modality), per_modality
+
+
+@dataclass
+class BatchTargets:
+    """Everything M1-M10 produce for one batch; each matrix (N, N), pairs are (s->m, m->s)."""
+
+    alpha_e: float
+    has_teacher: torch.Tensor  # (N,) bool
+    inter: str  # the inter-modal target actually used ("cycle" falls back to "self" with one modality)
+    Y_intra: dict  # {m: Y_intra^m}
+    Y_inter: dict  # {m: (Y_inter^{s->m}, Y_inter^{m->s})}
+    T: dict  # {m: (T^{s->m}, T^{m->s})}
+    S: dict  # {m: (S_sm, S_ms)} student logits
+
+
+def batch_targets(P, Zt, has_teacher, t_hat, alpha_e, config):
+    """(M2-M4, M7-M10) the targets of one batch.
+
+    P: {m: (N, D)} unit prompt features; Zt: {m: (N, D)} teacher embeddings or None (epoch 1);
+    has_teacher: (N,) bool; t_hat: detached logit scale; alpha_e from M6; config: DistillConfig.
+    Returns (inter, Y_intra, Y_inter, T) with the dict layouts of BatchTargets.
+    """
+    modalities = tuple(P)
+    teacher = {m: (Zt[m] if Zt is not None else None) for m in modalities}
+    # With one prompt modality there is no other modality to cycle through: fall back to self-distillation (§7).
+    inter = "self" if config.inter == "cycle" and len(modalities) == 1 else config.inter
+    Y_intra = {m: intra_modal_targets(P[m], teacher[m], config.beta, config.tau_t, has_teacher) for m in modalities}
+    if inter == "cycle":
+        Y_inter = inter_modal_targets(
+            P["vision"], P["language"], teacher["vision"], teacher["language"], t_hat, config.tau_t, has_teacher
+        )
+    elif inter == "self":
+        Y_inter = {m: self_distillation_targets(P[m], teacher[m], t_hat, has_teacher) for m in modalities}
+    else:
+        # Reconstruction: "off" drops the inter-modal term, Y_inter := Y_intra so T = Y_intra for every alpha_e;
+        # alternative: Y_inter := I (targets harden over the epochs).
+        Y_inter = {m: (Y_intra[m], Y_intra[m]) for m in modalities}
+    T = {m: tuple(progressive_target(Y_intra[m], Y, alpha_e) for Y in Y_inter[m]) for m in modalities}
+    return inter, Y_intra, Y_inter, T
+
+
+def pool_prompts(features, pooling="mean", generator=None):
+    """Prompt features of a batch -> (B, D) unit rows.
+
+    features: (B, D) already pooled (cache with mean pooling), or (B, K, D) one per prompt frame.
+    pooling "mean": normalize(mean_k normalize(f_k)) (METHOD §1 [C]); "sample": one frame k drawn per sample and
+    per call (call it once per training step).
+    """
+    features = features.float()
+    if features.dim() == 2:
+        return F.normalize(features, dim=-1)
+    if features.dim() != 3:
+        raise ValueError(f"prompt features must be (B, D) or (B, K, D), got shape {tuple(features.shape)}")
+    features = F.normalize(features, dim=-1)  # (B, K, D)
+    if pooling == "mean":
+        # Reconstruction: average the K unit features and re-normalise; alternative: "sample", one frame per step.
+        return F.normalize(features.mean(dim=1), dim=-1)
+    if pooling == "sample":
+        B, K, _ = features.shape
+        k = torch.randint(K, (B,), generator=generator).to(features.device)  # (B,) one prompt frame per sample
+        return features[torch.arange(B, device=features.device), k]
+    raise ValueError(f"prompt pooling must be 'mean' or 'sample', got {pooling!r}")
+
+
+class ProjectionHead(nn.Module):
+    """g_m: 256-d skeleton feature -> CLIP space (METHOD §1). Output (N, out_dim), not normalised."""
+
+    def __init__(self, in_dim=256, hidden=512, out_dim=768):
+        super().__init__()
+        # Reconstruction: a 2-layer MLP head Linear-BN-ReLU-Linear (SimCLR-style); alternative: one Linear.
+        self.net = nn.Sequential(
+            nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out_dim)
+        )
+
+    def forward(self, x):  # (N, in_dim) -> (N, out_dim)
+        return self.net(x)
+
+
+class TeacherBank(nn.Module):
+    """(M5) Per-sample teacher embeddings Zt_m[i]: what the model produced for sample i in the previous epoch.
+
+    Buffers (in the state dict, so checkpoints restore them): `Z_vision`, `Z_language` (num_samples, dim) float16,
+    `stamp` (num_samples,) int64 = the write step that last wrote each row (0: never written, so `filled` is
+    stamp > 0), `step` = the number of writes so far. A training step reads its rows *before* writing them, so epoch
+    e sees epoch e - 1 (PS-KD's teacher = the previous epoch's model, at no extra forward pass).
+
+    Distributed training: C2VLLoss writes the rows of the whole *global* batch on every rank, so the ranks' banks
+    never diverge. sync() makes banks equal however they were written (e.g. each rank writing only its own rows):
+    it all-reduces the stamps and, only for rows that differ between ranks, averages the newest versions.
+    """
+
+    def __init__(self, num_samples, dim, modalities="both"):
+        super().__init__()
+        # Reconstruction: the teacher is the previous epoch's stored embeddings (PS-KD); alternative: a frozen copy
+        # of the model, which would cost a second forward pass per step.
+        self.modalities = resolve_modalities(modalities)
+        self.num_samples, self.dim = num_samples, dim
+        for m in self.modalities:
+            self.register_buffer(f"Z_{m}", torch.zeros(num_samples, dim, dtype=torch.float16))
+        self.register_buffer("stamp", torch.zeros(num_samples, dtype=torch.long))
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+
+    @property
+    def filled(self):
+        """(num_samples,) bool: which rows hold a teacher embedding."""
+        return self.stamp > 0
+
+    def embeddings(self, m):
+        return getattr(self, f"Z_{m}")
+
+    def _check_index(self, index):
+        index = index.to(self.stamp.device).long()  # (B,)
+        bad = (index < 0) | (index >= self.num_samples)
+        if bool(bad.any()):
+            raise IndexError(
+                f"TeacherBank has {self.num_samples} rows (dataset size); got dataset indices "
+                f"{index[bad][:5].tolist()} at batch positions {bad.nonzero().flatten()[:5].tolist()}"
+            )
+        return index
+
+    @torch.no_grad()
+    def read(self, index):
+        """index: (B,) dataset indices -> ({m: (B, dim) float32 Zt_m}, (B,) bool filled)."""
+        index = self._check_index(index)
+        return {m: self.embeddings(m)[index].float() for m in self.modalities}, self.stamp[index] > 0
+
+    @torch.no_grad()
+    def write(self, index, Z):
+        """Store the detached embeddings Z = {m: (B, dim)} as rows `index` (B,) (float16)."""
+        index = self._check_index(index)
+        self.step += 1
+        for m in self.modalities:
+            self.embeddings(m)[index] = Z[m].detach().to(torch.float16)
+        self.stamp[index] = self.step
+
+    @torch.no_grad()
+    def sync(self):
+        """Make every rank's bank equal: each row becomes the mean of the ranks' newest versions of it.
+
+        A no-op without torch.distributed. Cheap when the banks already agree (the C2VLLoss way of writing):
+        three all-reduces of (num_samples,) values; the rows are only exchanged where ranks differ.
+        """
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return
+        checksum = torch.stack([self.embeddings(m).float().sum(dim=1) for m in self.modalities], dim=1)  # (N, |m|)
+        newest, oldest = self.stamp.clone(), self.stamp.clone()
+        dist.all_reduce(newest, op=dist.ReduceOp.MAX)
+        dist.all_reduce(oldest, op=dist.ReduceOp.MIN)
+        high, low = checksum.clone(), checksum.clone()
+        dist.all_reduce(high, op=dist.ReduceOp.MAX)
+        dist.all_reduce(low, op=dist.ReduceOp.MIN)
+        rows = ((newest != oldest) | (high != low).any(dim=1)).nonzero().flatten()  # same on every rank
+        step = self.step.clone()
+        dist.all_reduce(step, op=dist.ReduceOp.MAX)
+        self.step.copy_(step)
+        if rows.numel() == 0:
+            return
+        mine = (self.stamp[rows] == newest[rows]).float()  # (R,) this rank holds the newest version of the row
+        count = mine.clone()
+        dist.all_reduce(count)
+        for m in self.modalities:
+            total = self.embeddings(m)[rows].float() * mine[:, None]  # (R, dim)
+            dist.all_reduce(total)
+            self.embeddings(m)[rows] = (total / count[:, None]).to(torch.float16)
+        self.stamp[rows] = newest[rows]
+
+
+class _ScaleGradient(torch.autograd.Function):
+    """Identity forward; the backward pass multiplies the gradient by `factor`."""
+
+    @staticmethod
+    def forward(ctx, x, factor):
+        ctx.factor = factor
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.factor, None
+
+
+def world_size():
+    """Number of processes of the default torch.distributed group (1 without torch.distributed)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _all_gather_rows(x, sizes):
+    """all_gather of (sizes[rank], ...) tensors whose first dimension may differ between ranks -> list per rank."""
+    padded = x.new_zeros((max(sizes),) + tuple(x.shape[1:]))
+    padded[: x.shape[0]] = x
+    out = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(out, padded)
+    return [o[:n] for o, n in zip(out, sizes)]
+
+
+def gather_global_batch(Z, P, index):
+    """Concatenate every rank's batch in rank order: Z, P {m: (B_r, D)}, index (B_r,) -> global (N = sum B_r).
+
+    The local rows of Z are the local tensors themselves, so they keep their gradient; the other ranks' rows are
+    constants. DDP averages gradients over ranks while each rank back-propagates only through its own rows, so
+    those rows' gradient is multiplied by the world size: after averaging, every parameter gets exactly the
+    gradient of one process on the global batch (the logit scale sees the whole global batch on every rank, so
+    its gradient is already the global one, and averaging identical values keeps it). Prompt features carry no
+    gradient. Without torch.distributed (or with one process) the inputs are returned unchanged.
+    """
+    W = world_size()
+    if W == 1:
+        return Z, P, index
+    rank, modalities = dist.get_rank(), list(Z)
+    device = next(iter(Z.values())).device
+    size = torch.tensor([index.shape[0]], device=device)
+    sizes = [torch.zeros_like(size) for _ in range(W)]
+    dist.all_gather(sizes, size)
+    sizes = [int(s) for s in sizes]
+    local = torch.cat([Z[m].detach() for m in modalities] + [P[m] for m in modalities], dim=1)  # (B, 2 |m| D)
+    rows = _all_gather_rows(local, sizes)  # [(B_r, 2 |m| D)] per rank
+    index = torch.cat(_all_gather_rows(index.to(device).long(), sizes))  # (N,)
+    D = Z[modalities[0]].shape[1]
+    Z_global, P_global = {}, {}
+    for k, m in enumerate(modalities):
+        parts = [r[:, k * D : (k + 1) * D] for r in rows]
+        parts[rank] = _ScaleGradient.apply(Z[m], float(W))  # local rows keep their gradient
+        Z_global[m] = torch.cat(parts)  # (N, D)
+        j = len(modalities) + k
+        P_global[m] = torch.cat([r[:, j * D : (j + 1) * D] for r in rows])  # (N, D)
+    return Z_global, P_global, index
+
+
+class C2VLLoss(nn.Module):
+    """The C2VL training loss (M1-M12) with its state: the learnable logit scale and the teacher bank (M5).
+
+    forward(Z, P, index, epoch, epochs) -> (loss, info):
+      Z {m: (B, D)} the heads' outputs g_m(f(X)) (normalised here), P {m: (B, D)} the prompt features of the same
+      samples (normalised here, never given a gradient), index (B,) their dataset indices (rows of the bank),
+      epoch 1-based out of epochs. info holds python floats for logging.
+    In training mode each call writes the batch's embeddings into the bank after reading the teacher rows; in
+    eval mode the bank is only read. Keep this module out of DistributedDataParallel (its bank is a large buffer
+    DDP would broadcast every step; its one parameter already gets the same global gradient on every rank).
+    """
+
+    def __init__(self, config, num_samples, dim=768, modalities="both"):
+        super().__init__()
+        self.config = config if config is not None else DistillConfig()  # None: the defaults
+        self.modalities = resolve_modalities(modalities)
+        self.dim = dim
+        # Reconstruction: one learnable temperature shared by both branches, CLIP's init log(1/0.07), clamp at 100.
+        self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / 0.07)))
+        self.bank = TeacherBank(num_samples, dim, self.modalities)
+        self.lambdas = {"vision": self.config.lambda_v, "language": self.config.lambda_l}
+
+    @property
+    def logit_scale(self):
+        """t = exp(s), s clamped at log 100 (so t <= 100)."""
+        return self.log_logit_scale.clamp(max=MAX_LOG_LOGIT_SCALE).exp()
+
+    def _check(self, Z, P, index, epoch, epochs):
+        for name, d in (("Z", Z), ("P", P)):
+            if set(d) != set(self.modalities):
+                raise KeyError(f"C2VLLoss({self.modalities}): {name} has keys {sorted(d)}, expected {self.modalities}")
+        if index.dim() != 1 or index.dtype.is_floating_point:
+            raise TypeError(
+                f"C2VLLoss: index must be (B,) integer dataset indices, got {index.dtype} {tuple(index.shape)}"
+            )
+        B = index.shape[0]
+        for name, d in (("Z", Z), ("P", P)):
+            for m, x in d.items():
+                if tuple(x.shape) != (B, self.dim):
+                    raise ValueError(
+                        f"C2VLLoss: {name}[{m!r}] has shape {tuple(x.shape)}, expected (B, D) = ({B}, {self.dim}) "
+                        f"with B = len(index) = {tuple(index.shape)}"
+                    )
+        if not 1 <= epoch <= epochs:
+            raise ValueError(f"C2VLLoss: epoch must be 1-based in 1..{epochs}, got {epoch}")
+
+    def _batch(self, Z, P, index, epoch, epochs, global_batch):
+        """M1-M10 for one batch -> BatchTargets (S with gradient, targets without)."""
+        self._check(Z, P, index, epoch, epochs)
+        Z = {m: F.normalize(Z[m].float(), dim=1) for m in self.modalities}  # (B, D) unit rows
+        P = {m: F.normalize(P[m].detach().float(), dim=1) for m in self.modalities}  # (B, D) unit rows, no grad
+        if global_batch:
+            Z, P, index = gather_global_batch(Z, P, index)  # (N, D), (N, D), (N,)
+        t = self.logit_scale
+        alpha_e = alpha_schedule(epoch, epochs, self.config.alpha_T, self.config.alpha_schedule)
+        with torch.no_grad():
+            Zt, filled = self.bank.read(index)  # {m: (N, D)}, (N,) -- read before this step writes
+            Zt = {m: z.to(Z[m].device) for m, z in Zt.items()}
+            has_teacher = filled.to(Z[self.modalities[0]].device) & (epoch > 1)  # epoch 1 has no teacher yet
+            inter, Y_intra, Y_inter, T = batch_targets(P, Zt, has_teacher, t.detach(), alpha_e, self.config)
+        S = {m: student_logits(Z[m], P[m], t) for m in self.modalities}
+        batch = BatchTargets(alpha_e, has_teacher, inter, Y_intra, Y_inter, T, S)
+        return batch, Z, index
+
+    def forward(self, Z, P, index, epoch, epochs):
+        """(M1-M12) the loss of the global batch, then (training mode) the bank write; -> (loss, info)."""
+        device_type = next(iter(Z.values())).device.type
+        with torch.autocast(device_type=device_type, enabled=False):  # the loss is computed in float32
+            batch, Z, index = self._batch(Z, P, index, epoch, epochs, global_batch=True)
+            loss, per_modality = c2vl_loss(batch.S, batch.T, self.lambdas)
+        if self.training:
+            self.bank.write(index, {m: Z[m].detach() for m in self.modalities})  # every rank: the global batch
+        values = torch.stack([loss.detach(), self.logit_scale.detach(), batch.has_teacher.float().mean()]
+                             + [per_modality[m].detach() for m in self.modalities]).tolist()
+        info = {"loss": values[0], "logit_scale": values[1], "teacher_fraction": values[2],
+                "alpha_e": batch.alpha_e, "global_batch": int(index.shape[0])}
+        info.update({f"loss_{m}": v for m, v in zip(self.modalities, values[3:])})
+        return loss, info
+
+    @torch.no_grad()
+    def inspect_batch(self, Z, P, index, epoch, epochs):
+        """The BatchTargets of this (local) batch, without writing the bank: for plot_soft_targets."""
+        batch, _, _ = self._batch(Z, P, index, epoch, epochs, global_batch=False)
+        return batch
+
+
+def _save_figure(fig, path):
+    """Write a matplotlib Figure as PNG atomically (temporary file in the same folder, then os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=110)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def plot_soft_targets(batch, path, max_samples=32):
+    """Heat maps of one batch: Y_intra^m, Y_inter, the final target T and the student's softmax(S), for both
+    directions (s->m, m->s) of every modality; PNG at `path`. batch: BatchTargets (C2VLLoss.inspect_batch)."""
+    from matplotlib.figure import Figure
+
+    n = min(max_samples, batch.has_teacher.shape[0])
+    rows = [(m, d) for m in batch.T for d in (0, 1)]
+    fig = Figure(figsize=(15, 3.6 * len(rows)), layout="constrained")
+    axes = fig.subplots(len(rows), 4, squeeze=False)
+    for r, (m, d) in enumerate(rows):
+        v = SYMBOL[m]
+        pair = f"s→{v}" if d == 0 else f"{v}→s"
+        panels = [
+            (batch.Y_intra[m], f"M4  $Y_{{intra}}^{{{v}}}$"),
+            (batch.Y_inter[m][d], f"M9  $Y_{{inter}}^{{{pair}}}$ ({batch.inter})"),
+            (batch.T[m][d], f"M10  $T^{{{pair}}}$ (α_e = {batch.alpha_e:.3f})"),
+            (batch.S[m][d].softmax(dim=1), f"student σ(S) {pair} (M1)"),
+        ]
+        for c, (matrix, title) in enumerate(panels):
+            ax = axes[r, c]
+            image = ax.imshow(matrix[:n, :n].detach().float().cpu().numpy(), cmap="viridis", vmin=0.0)
+            ax.set_title(title, fontsize=10)
+            ax.set_xlabel("skeleton j" if d == 1 else "prompt j")
+            ax.set_ylabel("prompt i" if d == 1 else "skeleton i")
+            fig.colorbar(image, ax=ax, fraction=0.046)
+    teacher = float(batch.has_teacher.float().mean())
+    fig.suptitle(f"C2VL soft targets, first {n} samples of the batch (teacher rows: {teacher:.0%})")
+    return _save_figure(fig, path)
+
+
+def plot_alpha_schedule(path, epochs, alpha_T=0.5, kind="linear"):
+    """alpha_e over the epochs e = 1 ... E (M6) as a PNG at `path`."""
+    from matplotlib.figure import Figure
+
+    e = list(range(1, epochs + 1))
+    alpha = [alpha_schedule(k, epochs, alpha_T, kind) for k in e]
+    fig = Figure(figsize=(5, 3.2), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(e, alpha, marker="o" if epochs <= 50 else None, markersize=3)
+    ax.set_xlabel("epoch e")
+    ax.set_ylabel("α_e (weight of Y_inter)")
+    ax.set_ylim(0.0, max(1e-3, alpha_T) * 1.1)
+    formula = "α_T · e / E" if kind == "linear" else "α_T"
+    ax.set_title(f"α schedule ({kind}): α_e = {formula}, α_T = {alpha_T}, E = {epochs}", fontsize=9)
+    ax.grid(alpha=0.3)
+    return _save_figure(fig, path)
