@@ -1,0 +1,124 @@
+"""Claim: under torch.distributed the C2VL loss is the loss of the global batch.
+
+Two real gloo processes on CPU (127.0.0.1, a free port) each train on their half of every step; after DDP-style
+gradient averaging their losses, gradients and teacher banks equal those of one process that trains on the
+concatenated batch. Also: TeacherBank.sync() reconciles banks that ranks wrote separately.
+"""
+import os
+import socket
+import time
+from datetime import timedelta
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn as nn
+import torch.nn.functional as F
+
+from distill import C2VLLoss, DistillConfig, TeacherBank
+
+WORLD, NUM, IN, D, EPOCHS = 2, 24, 10, 8, 2
+MODALITIES = ("vision", "language")
+# Dataset indices of every step, one list per rank in rank order; epoch 2 has unequal per-rank batches.
+SCHEDULE = {
+    1: [[[0, 5, 9, 13, 21], [2, 7, 11, 20, 16]], [[1, 3, 6, 8, 17], [4, 10, 12, 23, 19]]],
+    2: [[[13, 0, 5], [20, 2, 7, 11, 9, 16, 21]], [[8, 1, 6, 3, 23, 17], [12, 4, 10, 19]]],
+}
+# Separate writes per rank for the sync() claim: (rows, value); write k of a rank gets stamp k.
+LOCAL_WRITES = {0: [([0, 1, 2, 5], 1.0), ([3], 2.0)], 1: [([2, 3, 4, 5], 3.0), ([2], 5.0)]}
+# Independent expectation: the newest stamp wins, ties (row 5, both at write 1) are averaged.
+EXPECTED_SYNC = {0: (1.0, 1), 1: (1.0, 1), 2: (5.0, 2), 3: (2.0, 2), 4: (3.0, 1), 5: (2.0, 1)}
+
+
+def train(rank, world):
+    """Run the SCHEDULE; rank 0 of world 1 trains on the concatenation of all ranks' indices."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(NUM, IN, generator=g)
+    P = {m: F.normalize(torch.randn(NUM, D, generator=g), dim=1) for m in MODALITIES}
+    torch.manual_seed(1)
+    model = nn.ModuleDict({"encoder": nn.Linear(IN, 12), "vision": nn.Linear(12, D), "language": nn.Linear(12, D)})
+    loss_fn = C2VLLoss(DistillConfig(beta=0.5, alpha_T=0.8), NUM, D)
+    params = list(model.parameters()) + list(loss_fn.parameters())
+    optimizer = torch.optim.SGD(params, lr=0.5)
+    records = []
+    for epoch in range(1, EPOCHS + 1):
+        for step in SCHEDULE[epoch]:
+            index = torch.tensor(sum(step, []) if world == 1 else step[rank])
+            h = model["encoder"](X[index]).relu()
+            loss, info = loss_fn({m: model[m](h) for m in MODALITIES}, {m: P[m][index] for m in MODALITIES},
+                                 index, epoch, EPOCHS)
+            optimizer.zero_grad()
+            loss.backward()
+            for p in params if world > 1 else []:  # what DistributedDataParallel does: average over ranks
+                dist.all_reduce(p.grad)
+                p.grad /= world
+            records.append({"loss": loss.detach(), "global_batch": info["global_batch"],
+                            "grads": [p.grad.clone() for p in params]})
+            optimizer.step()
+    return records, loss_fn
+
+
+def _worker(rank, port, out_dir):
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD,
+                            timeout=timedelta(seconds=60))
+    try:
+        records, loss_fn = train(rank, WORLD)
+        bank_before_sync = {k: v.clone() for k, v in loss_fn.bank.state_dict().items()}
+        loss_fn.bank.sync()
+        local = TeacherBank(NUM, D, "both")
+        for rows, value in LOCAL_WRITES[rank]:
+            local.write(torch.tensor(rows), {m: torch.full((len(rows), D), value) for m in MODALITIES})
+        local.sync()
+        torch.save({"records": records, "bank": bank_before_sync, "bank_synced": loss_fn.bank.state_dict(),
+                    "local_synced": local.state_dict()}, os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gloo")
+    context = mp.spawn(_worker, args=(free_port(), str(out)), nprocs=WORLD, join=False)
+    deadline = time.monotonic() + 120
+    while not context.join(timeout=1):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("the 2-process gloo run did not finish within 120 s")
+    return [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
+
+
+def test_two_gloo_processes_match_one_process_on_concatenated_batch(ranks):
+    reference, reference_loss_fn = train(0, 1)
+    for result in ranks:
+        assert len(result["records"]) == len(reference)
+        for step, (got, expected) in enumerate(zip(result["records"], reference)):
+            assert got["global_batch"] == expected["global_batch"] == 10
+            torch.testing.assert_close(got["loss"], expected["loss"], atol=1e-5, rtol=0, msg=f"loss, step {step}")
+            for k, (g, e) in enumerate(zip(got["grads"], expected["grads"])):
+                torch.testing.assert_close(g, e, atol=1e-5, rtol=0, msg=f"gradient of parameter {k}, step {step}")
+    for name, buffer in reference_loss_fn.bank.state_dict().items():
+        torch.testing.assert_close(ranks[0]["bank"][name], buffer, atol=1e-3, rtol=0, msg=name)
+
+
+def test_every_rank_holds_the_same_teacher_bank(ranks):
+    for name, buffer in ranks[0]["bank"].items():
+        assert torch.equal(buffer, ranks[1]["bank"][name]), name
+        assert torch.equal(buffer, ranks[0]["bank_synced"][name]), f"sync() changed {name} of equal banks"
+
+
+def test_bank_sync_keeps_the_newest_row_of_every_rank(ranks):
+    for result in ranks:
+        bank = result["local_synced"]
+        for row, (value, stamp) in EXPECTED_SYNC.items():
+            assert bool((bank["Z_vision"][row] == value).all()), f"row {row}: {bank['Z_vision'][row]}"
+            assert int(bank["stamp"][row]) == stamp
+        assert not bool(bank["stamp"][6:].any()) and int(bank["step"]) == 2
