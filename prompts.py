@@ -35,6 +35,7 @@ import os
 import re
 import sys
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -73,8 +74,8 @@ DEMO_CLIP_MODEL = "c2vl-demo-tiny"
 DEMO_CLIP_SEED = 0
 DEMO_CLIP_CONFIG = dict(
     embed_dim=64,
-    vision_cfg=dict(image_size=64, patch_size=16, width=64, layers=2, head_width=32),
-    text_cfg=dict(context_length=77, vocab_size=49408, width=64, heads=2, layers=2),
+    vision_cfg=dict(image_size=64, patch_size=16, width=32, layers=1, head_width=32),
+    text_cfg=dict(context_length=77, vocab_size=49408, width=32, heads=1, layers=1),
 )
 
 
@@ -336,7 +337,8 @@ def crop_person(image: Image.Image, box: Sequence[float] | None, size: int) -> I
     side = max(x1 - x0, y1 - y0, 1.0)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     square = tuple(round(v) for v in (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2))
-    return image.convert("RGB").crop(square).resize((size, size), Image.BICUBIC)  # PIL pads outside with black
+    # PIL pads outside the frame with black; reducing_gap shrinks large crops by box-averaging first (fast).
+    return image.convert("RGB").crop(square).resize((size, size), Image.BICUBIC, reducing_gap=3.0)
 
 
 def skeleton_frame(index: int, num_frames: int, num_skeleton_frames: int) -> int:
@@ -490,11 +492,16 @@ class Clip:
     @torch.inference_mode()
     def encode_images(self, images: Sequence[Image.Image], batch_size: int = 256) -> torch.Tensor:
         """Unit-norm image embeddings (n, D), float32 on the CPU."""
+        return self.encode_pixels(torch.stack([self.preprocess(im) for im in images]), batch_size)
+
+    @torch.inference_mode()
+    def encode_pixels(self, pixels: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """Unit-norm image embeddings (n, D) of preprocessed images (n, 3, S, S), float32 on the CPU."""
         out = []
-        for start in range(0, len(images), batch_size):
-            pixels = torch.stack([self.preprocess(im) for im in images[start:start + batch_size]])  # (B, 3, S, S)
+        for start in range(0, len(pixels), batch_size):
             with self._autocast():
-                out.append(self.model.encode_image(pixels.to(self.device), normalize=True).float().cpu())
+                batch = pixels[start:start + batch_size].to(self.device)  # (B, 3, S, S)
+                out.append(self.model.encode_image(batch, normalize=True).float().cpu())
         return torch.cat(out)
 
     @torch.inference_mode()
@@ -623,10 +630,12 @@ def _identity(header: dict) -> dict:
 
 def encode_cache(path: str | Path, names: Sequence[str], load_prompt: Callable[[str], list], modality: str,
                  clip: Clip, model_name: str, pretrained: str | None, input_hash: str, K: int = K_FRAMES,
-                 pooling: str = "mean", batch_size: int = 256, chunk_size: int = 64) -> Path:
+                 pooling: str = "mean", batch_size: int = 256, chunk_size: int = 64,
+                 workers: int = min(8, os.cpu_count() or 1)) -> Path:
     """Encode every sample's K prompts with the frozen CLIP and write the cache at `path` (+ header .json).
 
-    `load_prompt(key)` returns the sample's K texts (language) or K images (vision). Work is done in chunks of
+    `load_prompt(key)` returns the sample's K texts (language) or K preprocessed images (3, S, S) (vision); it runs
+    in `workers` threads, so frame decoding and cropping overlap with the GPU. Work is done in chunks of
     `chunk_size` samples; after each chunk the rows are flushed and the progress file records how many samples are
     done, so a rerun after an interruption continues there. A finished cache with the same header is left as it is.
     """
@@ -650,15 +659,17 @@ def encode_cache(path: str | Path, names: Sequence[str], load_prompt: Callable[[
         path.parent.mkdir(parents=True, exist_ok=True)
         rows = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float16, shape=shape)
         write_json_atomic(progress, {**header, "done": 0}, indent=None)
-    with tqdm(total=len(keys), initial=done, desc=f"encode {modality} {path.name}", unit="sample") as bar:
+    with tqdm(total=len(keys), initial=done, desc=f"encode {modality} {path.name}", unit="sample") as bar, \
+            ThreadPoolExecutor(workers) as pool:
         for start in range(done, len(keys), chunk_size):
             chunk = keys[start:start + chunk_size]
-            prompts = [load_prompt(k) for k in chunk]
+            prompts = list(pool.map(load_prompt, chunk))
             for key, prompt in zip(chunk, prompts):
                 if len(prompt) != K:
                     raise PromptError(f"sample {key}: {len(prompt)} {modality} prompts, expected K = {K}")
             flat = [p for prompt in prompts for p in prompt]
-            encoded = clip.encode_texts(flat, batch_size) if modality == "language" else clip.encode_images(flat, batch_size)
+            encoded = (clip.encode_texts(flat, batch_size) if modality == "language"
+                       else clip.encode_pixels(torch.stack(flat), batch_size))  # (B * K, D)
             features = pool_prompts(encoded.view(len(chunk), K, -1), pooling)  # (B, D) or (B, K, D)
             rows[start:start + len(chunk)] = features.numpy().astype(np.float16)
             rows.flush()
@@ -696,7 +707,7 @@ def encode_vision(prompts: dict[str, dict], path: str | Path, open_source: Calla
     def crops(key):
         entry = prompts[key]
         frames = open_source(key).read(entry["frames"])
-        return [crop_person(image, box, clip.image_size) for image, box in zip(frames, entry["boxes"])]
+        return [clip.preprocess(crop_person(image, box, clip.image_size)) for image, box in zip(frames, entry["boxes"])]
 
     keys = list(prompts)
     return encode_cache(path, keys, crops, "vision", clip, model_name, pretrained, prompts_hash(prompts, keys), K,
