@@ -628,8 +628,9 @@ class _SplitWriters:
             writer.abort()
 
 
-def _count(destination_lists) -> dict:
-    counts = {}
+def _count(all_destinations, destination_lists) -> dict:
+    """Rows per destination; every destination gets its files, even an empty one."""
+    counts = dict.fromkeys(all_destinations, 0)
     for destinations, n in destination_lists:
         for destination in destinations:
             counts[destination] = counts.get(destination, 0) + n
@@ -666,7 +667,8 @@ def convert_ntu(raw_dirs, data_root="datasets", datasets=("ntu60", "ntu120"), mi
         return [(d, s, "train" if ntu_is_train(name, d, s) else "val")
                 for d in datasets if ntu_in_dataset(name, d) for s in DATASETS[d]]
 
-    writers = _SplitWriters(data_root, _count((destinations(name), 1) for name in names))
+    every = [(d, s, p) for d in datasets for s in DATASETS[d] for p in PARTS]
+    writers = _SplitWriters(data_root, _count(every, ((destinations(name), 1) for name in names)))
     try:
         results = parallel_map(_read_ntu_task, [files[n] for n in names], workers, "parse NTU skeletons")
         for name, (xyz, error) in zip(names, results):
@@ -731,7 +733,8 @@ def convert_pku(phase: int, skeleton_dir, label_dir, split_files: dict, data_roo
     def destinations(video):
         return [(dataset, split, parts[video]) for split, parts in video_part.items() if video in parts]
 
-    writers = _SplitWriters(data_root, _count((destinations(t[0]), n) for t, n in zip(tasks, sizes)))
+    every = [(dataset, s, p) for s in video_part for p in PARTS]
+    writers = _SplitWriters(data_root, _count(every, ((destinations(t[0]), n) for t, n in zip(tasks, sizes))))
     try:
         results = parallel_map(_read_pku_task, tasks, workers, f"parse PKU-MMD phase {phase}", unit="video")
         for (video, *_), (instances, problems) in zip(tasks, results):
@@ -1333,7 +1336,7 @@ DEMO_FRAME_SIZE = (480, 270)  # rendered RGB frames; colorX/colorY stay in 1920x
 DEMO_FPS = 30
 KINECT_COLOR = (1081.37, 959.5, 539.5)  # focal length and principal point of the 1920x1080 colour camera
 KINECT_DEPTH = (365.5, 255.5, 211.5)    # ... and of the 512x424 depth camera
-_DEMO_SETUPS = {1: (1.00, 3.0, -2.0), 2: (1.25, 3.4, 5.0), 3: (0.85, 2.7, -1.0)}  # camera height, distance, pitch
+_DEMO_SETUPS = {1: (1.00, 3.0, -2.0), 2: (1.25, 3.4, -5.0), 3: (0.85, 2.7, -1.0)}  # camera height, distance, pitch
 _DEMO_CAMERA_YAW = {1: 0.0, 2: 45.0, 3: -45.0}  # NTU's three cameras at 0 and +-45 degrees
 _DEMO_FACING = {1: 15.0, 2: -15.0}  # the performer turns towards one side in each replication
 _DEMO_SECONDS = (2.6, 2.6, 3.2, 2.4, 3.2, 2.4, 2.4, 3.0, 2.8, 2.4, 3.0, 3.4)  # per class, at speed 1

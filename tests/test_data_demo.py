@@ -1,0 +1,178 @@
+"""The built-in demo dataset and the command line (data.py sections 9-10)."""
+import json
+import pickle
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import data
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    started = time.perf_counter()
+    data.prepare_demo(root, seed=0, workers=2)
+    return root, time.perf_counter() - started
+
+
+def test_demo_has_twelve_classes_and_720_samples_named_like_ntu(demo):
+    root, _ = demo
+    assert data.num_classes("demo") == len(data.class_names("demo")) == 12
+    names = data.demo_names()
+    assert len(names) == 720 and names == sorted(names)
+    subjects = {data.parse_ntu_name(n).subject for n in names}
+    assert len(subjects) == 10 and {data.parse_ntu_name(n).camera for n in names} == {1, 2, 3}
+    assert sorted(p.stem for p in (root / "demo" / "raw").glob("*.skeleton")) == names
+    for split, (n_train, n_val) in {"xsub": (432, 288), "xview": (480, 240)}.items():
+        train = data.load_split(root, "demo", split, "train")
+        val = data.load_split(root, "demo", split, "val")
+        assert (len(train), len(val)) == (n_train, n_val)
+        assert sorted(train.names + val.names) == names
+        assert all(data.ntu_is_train(n, "demo", split) for n in train.names)
+        assert np.bincount(train.labels, minlength=12).min() > 0
+
+
+def test_demo_generation_is_fast_and_idempotent(demo):
+    root, elapsed = demo
+    assert elapsed < 60
+    cache = data.split_dir(root, "demo", "xsub") / "train_data.aimclr_T50.npy"
+    before = cache.stat().st_mtime_ns
+    started = time.perf_counter()
+    data.prepare_demo(root, seed=0)
+    assert time.perf_counter() - started < 1.0 and cache.stat().st_mtime_ns == before
+
+
+def test_demo_is_regenerated_identically_from_the_seed(demo):
+    root, _ = demo
+    answers = json.loads((root / "demo" / "demo_language.json").read_text())
+    for name in data.demo_names()[::97]:
+        text, sample_answers = data.generate_demo_sample(name, seed=0)
+        assert (root / "demo" / "raw" / f"{name}.skeleton").read_bytes() == text.encode()
+        assert answers[name] == sample_answers
+    assert data.generate_demo_sample(data.demo_names()[0], seed=1)[0] != data.generate_demo_sample(
+        data.demo_names()[0], seed=0)[0]
+
+
+def test_demo_classes_are_separable_by_nearest_centroid_but_not_by_a_global_statistic(demo):
+    root, _ = demo
+    train, val = data.load_split(root, "demo", "xsub", "train"), data.load_split(root, "demo", "xsub", "val")
+
+    def nearest_centroid(f_train, f_val):
+        centroids = np.stack([f_train[train.labels == c].mean(axis=0) for c in range(12)])
+        return (((f_val[:, None] - centroids[None]) ** 2).sum(-1).argmin(1) == val.labels).mean()
+
+    def trajectories(ds):  # (N, 3 * 50 * 25) joint trajectories of the main body
+        return np.asarray(ds.data[..., 0]).reshape(len(ds), -1)
+
+    def motion_energy(ds):  # one global number per sample
+        return np.abs(np.diff(np.asarray(ds.data[..., 0]), axis=2)).sum(axis=(1, 2, 3))[:, None]
+
+    accuracy = nearest_centroid(trajectories(train), trajectories(val))
+    energy = nearest_centroid(motion_energy(train), motion_energy(val))
+    assert accuracy > 0.45  # chance is 1/12: the demo can be learned
+    assert accuracy < 0.9  # ...but not trivially: there is room for better features
+    assert energy < 0.4 and accuracy - energy > 0.2
+
+
+def test_demo_skeletons_have_consistent_color_projections_and_realistic_noise(demo):
+    root, _ = demo
+    files = sorted((root / "demo" / "raw").glob("*.skeleton"))
+    empty_frames, two_bodies = 0, 0
+    for path in files[::6]:
+        sk = data.read_skeleton(path)
+        present = (sk.xyz != 0).any(axis=-1)  # (T, M, 25)
+        f, cx, cy = data.KINECT_COLOR
+        xyz = sk.xyz[present]
+        np.testing.assert_allclose(sk.color_xy[present][:, 0], cx + f * xyz[:, 0] / xyz[:, 2], atol=0.01)
+        np.testing.assert_allclose(sk.color_xy[present][:, 1], cy - f * xyz[:, 1] / xyz[:, 2], atol=0.01)
+        assert ((0 < sk.color_xy[present]) & (sk.color_xy[present] < [1920, 1080])).all()
+        empty_frames += int((sk.bodies_per_frame == 0).any())
+        two_bodies += int(sk.xyz.shape[1] == 2)
+    assert 0 < empty_frames < len(files[::6]) and 0 < two_bodies < len(files[::6]) / 4
+
+
+def test_demo_language_file_has_16_answers_per_sample_in_the_released_format(demo):
+    root, _ = demo
+    answers = json.loads((root / "demo" / "demo_language.json").read_text())
+    assert sorted(answers) == data.demo_names()
+    assert all(isinstance(a, list) and len(a) == 16 and all(isinstance(s, str) and s for s in a)
+               for a in answers.values())
+    text = " ".join(s for a in answers.values() for s in a)
+    assert "holding" in text and "trying to do something" in text  # noisy objects and vague intentions
+    waves = " ".join(s for n, a in answers.items() if n.endswith("A001") for s in a)
+    assert waves.count("wav") > waves.count("squat") + 50  # ...but informative on average
+
+
+def test_demo_frame_source_renders_the_person_where_colorxy_says(demo):
+    root, _ = demo
+    name = data.demo_names()[123]
+    source = data.demo_frame_source(root, name)
+    assert source.size == data.DEMO_FRAME_SIZE and source.num_frames > 30
+    frames = source.read([0, source.num_frames // 2, source.num_frames - 1])
+    assert len(frames) == 3 and all(f.mode == "RGB" and f.size == source.size for f in frames)
+    sk = data.read_skeleton(root / "demo" / "raw" / f"{name}.skeleton")
+    t = source.num_frames // 2
+    t = t if sk.xyz[t].any() else int(np.flatnonzero(sk.xyz.any(axis=(1, 2, 3)))[0])
+    scale = np.array(source.size) / [1920, 1080]
+    pixels = np.asarray(source.read([t])[0])
+    head, wall = (sk.color_xy[t, 0, 3] * scale).astype(int), pixels[5, 5]
+    assert np.abs(pixels[head[1], head[0]].astype(int) - wall).sum() > 30  # the person, not the wall
+    with pytest.raises(IndexError):
+        source.read([source.num_frames])
+
+
+# ---- the command line --------------------------------------------------------------------------------------------
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "data.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_cli_help_lists_every_command(capsys):
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("ntu", "pku", "convert", "demo", "info"):
+        assert command in result.stdout
+        with pytest.raises(SystemExit) as done:
+            data.main([command, "--help"])
+        assert done.value.code == 0 and "--data-root" in capsys.readouterr().out
+
+
+def test_cli_ntu_convert_pku_info_and_demo_commands_work(demo, tmp_path, capsys):
+    root, _ = demo
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in data.demo_names()[::18]:  # 40 samples of every subject and camera
+        shutil.copy(root / "demo" / "raw" / f"{name}.skeleton", raw)
+    data.main(["ntu", "--raw", str(raw), "--dataset", "ntu60", "--data-root", str(tmp_path / "a"),
+               "--workers", "1", "--frames", "20"])
+    assert "ntu60/xsub/train: 23 samples" in capsys.readouterr().out
+    assert len(data.load_split(tmp_path / "a", "ntu60", "xview", "val", frames=20)) == 14
+    data.main(["convert", str(data.split_dir(tmp_path / "a", "ntu60", "xsub")), "--dataset", "ntu60",
+               "--split", "xsub", "--data-root", str(tmp_path / "b"), "--normalization", "ctrgcn"])
+    assert (data.split_dir(tmp_path / "b", "ntu60", "xsub") / "val_data.ctrgcn_T50.npy").is_file()
+    (tmp_path / "skeleton").mkdir()
+    (tmp_path / "label").mkdir()
+    np.savetxt(tmp_path / "skeleton" / "0002-L.txt", np.random.default_rng(0).normal(size=(30, 150)))
+    (tmp_path / "label" / "0002-L.txt").write_text("8,1,20,1\n")
+    np.savetxt(tmp_path / "skeleton" / "0003-M.txt", np.random.default_rng(1).normal(size=(30, 150)))
+    (tmp_path / "label" / "0003-M.txt").write_text("3,5,30,1\n")
+    (tmp_path / "cross-view.txt").write_text("Training videos: \n0002-L\nValidataion videos: \n0003-M\n")
+    data.main(["pku", "--phase", "1", "--skeletons", str(tmp_path / "skeleton"), "--labels", str(tmp_path / "label"),
+               "--xview", str(tmp_path / "cross-view.txt"), "--data-root", str(tmp_path / "c"), "--workers", "1"])
+    assert data.load_split(tmp_path / "c", "pku1", "xview", "val").names == ["F003V002C003L001"]
+    data.main(["info", "--data-root", str(tmp_path / "c"), "--dataset", "pku1"])
+    assert "pku1    xview train       1 samples" in capsys.readouterr().out
+    data.main(["demo", "--data-root", str(root)])
+    assert capsys.readouterr().out.strip() == str(root / "demo")
+    with pytest.raises(SystemExit, match=r"error: .*skeleton/train_data.npy not found"):
+        data.main(["convert", str(tmp_path / "skeleton" / "0002-L.txt"), "--dataset", "pku1", "--format", "stgcn",
+                   "--split", "xsub", "--data-root", str(tmp_path / "d")])
+    pickle.loads(pickle.dumps(data.load_split(tmp_path / "a", "ntu60", "xsub", "train", frames=20)))  # picklable
