@@ -1,0 +1,206 @@
+"""ST-GCN facts (CONVENTIONS.md §4): the graph partitions, the network's sizes, names and loading behaviour."""
+import numpy as np
+import pytest
+import torch
+
+from skeleton_gcn import (NTU_EDGES_1BASED, STGCN, CheckpointMismatchError, Graph, SpatialGraphConv,
+                          graph_conv_reference, load_checkpoint)
+
+SPINE_BASE, SPINE_MID, SHOULDER_LEFT, ELBOW_LEFT, WRIST_LEFT, HAND_LEFT = 0, 1, 4, 5, 6, 7
+SPINE_SHOULDER, HAND_TIP_LEFT, THUMB_LEFT, HIP_LEFT, KNEE_LEFT = 20, 21, 22, 12, 13
+
+
+def sources(A_k, joint):
+    """Joints j whose entry (j, joint) is non-zero: the joints aggregated into `joint` by partition A_k."""
+    return set(np.nonzero(A_k[:, joint])[0].tolist())
+
+
+def test_spine_mid_partitions_are_itself_spine_base_spine_shoulder():
+    A = Graph(strategy="spatial").A
+    assert A.shape == (3, 25, 25)
+    assert [sources(A[k], SPINE_MID) for k in range(3)] == [{SPINE_MID}, {SPINE_BASE}, {SPINE_SHOULDER}]
+
+
+def test_columns_of_summed_partitions_sum_to_one():
+    for strategy in ("uniform", "distance", "spatial"):
+        np.testing.assert_allclose(Graph(strategy=strategy).A.sum(axis=0).sum(axis=0), np.ones(25), atol=1e-12)
+
+
+def test_spatial_partition_uses_capped_distance_so_far_neighbours_tie_into_A1():
+    """Joints more than max_hop = 1 from SpineShoulder all have d = inf; both directions of their links go to A_1."""
+    A = Graph(strategy="spatial").A
+    for far_a, far_b in [(ELBOW_LEFT, WRIST_LEFT), (WRIST_LEFT, HAND_LEFT), (HIP_LEFT, KNEE_LEFT),
+                         (HAND_LEFT, THUMB_LEFT), (HAND_TIP_LEFT, THUMB_LEFT), (SPINE_BASE, HIP_LEFT)]:
+        assert A[1][far_a, far_b] > 0 and A[1][far_b, far_a] > 0
+        assert A[2][far_a, far_b] == 0 and A[2][far_b, far_a] == 0
+    # A link between the center's neighbour (d = 1) and a far joint (d = inf): the far joint feeds the neighbour
+    # through A_1 (d(source) > d(target)), the neighbour feeds the far joint through A_2.
+    assert A[1][ELBOW_LEFT, SHOULDER_LEFT] > 0 and A[2][SHOULDER_LEFT, ELBOW_LEFT] > 0
+    # The center's own neighbours are closer: SpineShoulder feeds Head and ShoulderLeft through A_2.
+    assert A[2][SPINE_SHOULDER, SHOULDER_LEFT] > 0 and A[2][SPINE_SHOULDER, SPINE_MID] > 0
+
+
+def test_spatial_partition_matches_an_independent_transcription_of_the_rule():
+    edges = [(i - 1, j - 1) for i, j in NTU_EDGES_1BASED]
+    neighbours = {v: set() for v in range(25)}
+    for i, j in edges:
+        neighbours[i].add(j)
+        neighbours[j].add(i)
+    degree = {v: len(neighbours[v]) + 1 for v in range(25)}  # plus the self-link
+    d = {v: np.inf for v in range(25)}  # distance to the center, capped at max_hop = 1
+    d[20] = 0
+    for v in neighbours[20]:
+        d[v] = 1
+    expected = np.zeros((3, 25, 25))
+    for i in range(25):
+        expected[0][i, i] = 1 / degree[i]
+        for j in neighbours[i]:  # entry (j, i): j feeds i, weighted by 1 / degree of the column i
+            expected[1 if d[j] >= d[i] else 2][j, i] = 1 / degree[i]
+    np.testing.assert_allclose(Graph(strategy="spatial").A, expected, atol=1e-12)
+
+
+def test_other_strategies_shapes():
+    assert Graph(strategy="uniform").A.shape == (1, 25, 25)
+    assert Graph(strategy="distance").A.shape == (2, 25, 25)
+    assert Graph(strategy="distance", max_hop=2).A.shape == (3, 25, 25)
+    assert Graph(strategy="distance", max_hop=2, dilation=2).A.shape == (2, 25, 25)
+    assert Graph(strategy="spatial", max_hop=2).A.shape == (5, 25, 25)
+    with pytest.raises(ValueError, match="strategy"):
+        Graph(strategy="bogus")
+
+
+def parameter_count(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_parameter_counts_match_the_reference_networks():
+    assert parameter_count(STGCN(num_class=60)) == 3_098_832
+    assert parameter_count(STGCN(size="quarter")) == 821_380
+
+
+@pytest.mark.parametrize("frames", [1, 50, 64, 300])
+@pytest.mark.parametrize("persons", [1, 2])
+def test_output_shapes(frames, persons):
+    x = torch.randn(2, 3, frames, 25, persons)
+    with torch.no_grad():
+        assert STGCN(size="quarter").eval()(x).shape == (2, 256)
+        if frames in (1, 64):
+            assert STGCN(num_class=60).eval()(x).shape == (2, 60)
+            assert STGCN().eval()(x).shape == (2, 256)
+
+
+def expected_state_dict_shapes(num_class=60):
+    """The reference ST-GCN state dict, written out from CONVENTIONS.md §4."""
+    shapes = {"A": (3, 25, 25)}
+    shapes.update({f"data_bn.{n}": (75,) for n in ("weight", "bias", "running_mean", "running_var")})
+    shapes["data_bn.num_batches_tracked"] = ()
+    plan = [(3, 64), (64, 64), (64, 64), (64, 64), (64, 128), (128, 128), (128, 128), (128, 256), (256, 256),
+            (256, 256)]
+    for i, (c_in, c_out) in enumerate(plan):
+        p = f"st_gcn_networks.{i}"
+        shapes[f"{p}.gcn.conv.weight"] = (3 * c_out, c_in, 1, 1)
+        shapes[f"{p}.gcn.conv.bias"] = (3 * c_out,)
+        for bn in ("tcn.0", "tcn.3") + (("residual.1",) if i in (4, 7) else ()):
+            shapes.update({f"{p}.{bn}.{n}": (c_out,) for n in ("weight", "bias", "running_mean", "running_var")})
+            shapes[f"{p}.{bn}.num_batches_tracked"] = ()
+        shapes[f"{p}.tcn.2.weight"] = (c_out, c_out, 9, 1)
+        shapes[f"{p}.tcn.2.bias"] = (c_out,)
+        if i in (4, 7):
+            shapes[f"{p}.residual.0.weight"] = (c_out, c_in, 1, 1)
+            shapes[f"{p}.residual.0.bias"] = (c_out,)
+        shapes[f"edge_importance.{i}"] = (3, 25, 25)
+    shapes["fcn.weight"] = (num_class, 256, 1, 1)
+    shapes["fcn.bias"] = (num_class,)
+    return shapes
+
+
+def test_state_dict_keys_and_shapes_equal_the_reference_implementation():
+    state = STGCN(num_class=60).state_dict()
+    assert {k: tuple(v.shape) for k, v in state.items()} == expected_state_dict_shapes()
+
+
+def test_reference_checkpoint_with_module_prefix_and_wrapper_loads(tmp_path):
+    source = STGCN(num_class=60)
+    path = tmp_path / "dataparallel.pt"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in source.state_dict().items()}, "epoch": 80}, path)
+    target = load_checkpoint(STGCN(num_class=60), path)
+    for k, v in source.state_dict().items():
+        assert torch.equal(target.state_dict()[k], v), k
+    plain = tmp_path / "plain.pt"
+    torch.save({"model": source.state_dict()}, plain)
+    load_checkpoint(STGCN(num_class=60), plain)
+
+
+def test_checkpoint_with_missing_key_fails_naming_it(tmp_path):
+    state = STGCN(num_class=60).state_dict()
+    del state["st_gcn_networks.3.tcn.2.weight"]
+    state["projector.weight"] = torch.zeros(1)
+    path = tmp_path / "broken.pt"
+    torch.save(state, path)
+    with pytest.raises(CheckpointMismatchError) as error:
+        load_checkpoint(STGCN(num_class=60), path)
+    message = str(error.value)
+    assert "missing keys: st_gcn_networks.3.tcn.2.weight" in message
+    assert "unexpected keys: projector.weight" in message and str(path) in message
+
+
+def test_checkpoint_with_wrong_class_count_names_the_shape():
+    with pytest.raises(CheckpointMismatchError, match=r"fcn.weight \(120, 256, 1, 1\) != \(60, 256, 1, 1\)"):
+        load_checkpoint(STGCN(num_class=60), STGCN(num_class=120).state_dict())
+
+
+def test_missing_checkpoint_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.pt"):
+        load_checkpoint(STGCN(), tmp_path / "nowhere.pt")
+
+
+def test_spatial_graph_conv_equals_direct_loop():
+    """y[o, t, w] = sum_k sum_v sum_c W_k[o, c] x[c, t, v] A_k[v, w] + sum_k b_k[o] sum_v A_k[v, w]."""
+    torch.manual_seed(0)
+    K, C_in, C_out, T, V = 3, 2, 3, 2, 25
+    A = torch.rand(K, V, V, dtype=torch.float64)
+    for c_in, c_out in ((C_in, C_out), (C_out, C_in)):  # both computation orders
+        gcn = SpatialGraphConv(c_in, c_out, K).double()
+        x = torch.randn(1, c_in, T, V, dtype=torch.float64)
+        W = gcn.conv.weight.detach()[:, :, 0, 0].view(K, c_out, c_in).numpy()
+        b = gcn.conv.bias.detach().view(K, c_out).numpy()
+        xs, As = x[0].numpy(), A.numpy()
+        expected = np.zeros((c_out, T, V))
+        for o in range(c_out):
+            for t in range(T):
+                for w in range(V):
+                    total = 0.0
+                    for k in range(K):
+                        for v in range(V):
+                            total += (sum(W[k, o, c] * xs[c, t, v] for c in range(c_in)) + b[k, o]) * As[k, v, w]
+                    expected[o, t, w] = total
+        np.testing.assert_allclose(gcn(x, A)[0].detach().numpy(), expected, rtol=1e-10, atol=1e-10)
+
+
+def test_fast_graph_conv_equals_reference_einsum_within_1e5():
+    torch.manual_seed(0)
+    A = torch.tensor(Graph().A, dtype=torch.float32) * torch.rand(3, 25, 25)  # edge importance applied
+    for c_in, c_out in ((3, 64), (64, 128), (64, 64), (64, 16)):
+        gcn = SpatialGraphConv(c_in, c_out, 3)
+        x = torch.randn(4, c_in, 16, 25, requires_grad=True)
+        ours = gcn(x, A)
+        reference = graph_conv_reference(x, gcn.conv.weight, gcn.conv.bias, A)
+        torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
+        grad_ours = torch.autograd.grad(ours.square().sum(), [x, gcn.conv.weight])
+        grad_ref = torch.autograd.grad(reference.square().sum(), [x, gcn.conv.weight])
+        for g_o, g_r in zip(grad_ours, grad_ref):
+            torch.testing.assert_close(g_o, g_r, rtol=1e-4, atol=1e-4)
+
+
+def test_network_output_equals_reference_formulation():
+    import types
+    torch.manual_seed(0)
+    ours = STGCN(num_class=60).eval()
+    reference = STGCN(num_class=60).eval()
+    reference.load_state_dict(ours.state_dict())
+    for block in reference.st_gcn_networks:
+        block.gcn.forward = types.MethodType(
+            lambda self, x, A: graph_conv_reference(x, self.conv.weight, self.conv.bias, A), block.gcn)
+    x = torch.randn(2, 3, 20, 25, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), reference(x), rtol=1e-5, atol=1e-5)
