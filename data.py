@@ -1327,11 +1327,11 @@ def load_split(data_root="datasets", dataset: str = "demo", split: str = "xsub",
 # 9. The demo dataset: synthetic actions in the NTU format, rendered frames, noisy LLaVA-style answers
 # ----------------------------------------------------------------------------------------------------------------
 
-DEMO_CLASSES = ("wave right hand", "wave left hand", "raise both arms", "clap hands", "squat down",
+DEMO_CLASSES = ("wave right hand", "wave left hand", "raise both arms", "clap hands", "sit down", "stand up",
                 "kick with right leg", "kick with left leg", "jump up", "bow", "punch with right hand",
-                "walk in place", "lean side to side")
+                "walk in place", "lean side to side", "put on a hat", "take off a hat")
 DEMO_SUBJECTS, DEMO_CAMERAS, DEMO_REPLICATIONS = 10, 3, 2
-DEMO_VERSION = 1
+DEMO_VERSION = 2
 DEMO_FRAME_SIZE = (480, 270)  # rendered RGB frames; colorX/colorY stay in 1920x1080 units
 DEMO_FPS = 30
 KINECT_COLOR = (1081.37, 959.5, 539.5)  # focal length and principal point of the 1920x1080 colour camera
@@ -1339,7 +1339,7 @@ KINECT_DEPTH = (365.5, 255.5, 211.5)    # ... and of the 512x424 depth camera
 _DEMO_SETUPS = {1: (1.00, 3.0, -2.0), 2: (1.25, 3.4, -5.0), 3: (0.85, 2.7, -1.0)}  # camera height, distance, pitch
 _DEMO_CAMERA_YAW = {1: 0.0, 2: 45.0, 3: -45.0}  # NTU's three cameras at 0 and +-45 degrees
 _DEMO_FACING = {1: 15.0, 2: -15.0}  # the performer turns towards one side in each replication
-_DEMO_SECONDS = (2.6, 2.6, 3.2, 2.4, 3.2, 2.4, 2.4, 3.0, 2.8, 2.4, 3.0, 3.4)  # per class, at speed 1
+_DEMO_SECONDS = (2.6, 2.6, 3.2, 2.4, 2.6, 2.6, 2.4, 2.4, 3.0, 2.8, 2.4, 3.0, 3.4, 2.4, 2.4)  # at speed 1
 _SEGMENTS = dict(spine1=0.22, spine2=0.25, neck=0.07, head=0.13, shoulder=0.17, upper_arm=0.28, forearm=0.25,
                  hand=0.08, tip=0.07, thumb=0.045, hip=0.09, thigh=0.42, shin=0.41, ankle=0.08, foot=0.13)
 
@@ -1418,6 +1418,8 @@ def _demo_motion(action: int, T: int, rng, subject: DemoSubject, speed: float) -
 
     arm_*: (abduction, flexion, elbow bend); leg_*: (hip flexion, abduction, knee bend); torso: (bow, lean,
     twist); pelvis: (dx, dy, dz). `activity` in [0, 1] says how visible the action is in each frame.
+    "stand up" and "take off a hat" are "sit down" and "put on a hat" played backwards: they share every
+    per-joint statistic with their partner and differ only in temporal order (as NTU's such pairs do).
     """
     t = np.arange(T) / DEMO_FPS
     u = np.arange(T) / max(T - 1, 1)
@@ -1431,46 +1433,47 @@ def _demo_motion(action: int, T: int, rng, subject: DemoSubject, speed: float) -
     def cycle(hz):
         return np.sin(2 * np.pi * hz * speed * subject.tempo * t + phase)
 
-    m = {"arm_l": np.tile([7.0, 4.0, 12.0], (T, 1)), "arm_r": np.tile([7.0, 4.0, 12.0], (T, 1)),
+    m = {"arm_l": np.tile(_DEMO_ARM_BASE, (T, 1)), "arm_r": np.tile(_DEMO_ARM_BASE, (T, 1)),
          "leg_l": np.tile([0.0, 3.0, 0.0], (T, 1)), "leg_r": np.tile([0.0, 3.0, 0.0], (T, 1)),
          "torso": np.zeros((T, 3)), "pelvis": np.zeros((T, 3))}
-    right = action in (0, 5, 9)
-    act_arm, free_arm = ("arm_r", "arm_l") if right else ("arm_l", "arm_r")
-    act_leg = "leg_r" if right else "leg_l"
-    activity = env
-    zero = np.zeros(T)
+    kind = DEMO_CLASSES[action] if action >= 0 else "stand still"
+    reverse = kind in ("stand up", "take off a hat")
+    kind = {"stand up": "sit down", "take off a hat": "put on a hat"}.get(kind, kind)
+    act_arm, free_arm = ("arm_r", "arm_l") if "right" in kind else ("arm_l", "arm_r")
+    act_leg = "leg_r" if "right" in kind else "leg_l"
+    activity, zero = env, np.zeros(T)
     use = {"arm_l": zero, "arm_r": zero}  # how much the action (rather than the resting pose) drives each arm
-    if action in (0, 1):  # wave: arm up and out, forearm swinging
+    if kind.startswith("wave"):  # arm up and out, forearm swinging
         A = m[act_arm]
         A[:, 0] = 7 + (70 + 20 * amp) * env
         A[:, 1] = 4 + 20 * env
         A[:, 2] = 12 + env * (60 + 30 * amp * cycle(1.8))
         use = {act_arm: env, free_arm: zero}
-    elif action == 2:  # raise both arms above the head, once or twice
+    elif kind == "raise both arms":  # above the head and down again, once or twice
         b = _bumps(w, rng.integers(1, 3))
         for side in ("arm_l", "arm_r"):
             m[side][:, 0] = 7 + 12 * b
             m[side][:, 1] = 4 + 150 * min(amp, 1.15) * b
         activity = use["arm_l"] = use["arm_r"] = b
-    elif action == 3:  # clap: arms forward, hands meeting and parting
+    elif kind == "clap hands":  # arms forward, hands meeting and parting
         opening = 0.5 + 0.5 * cycle(2.2)
         for side in ("arm_l", "arm_r"):
             m[side][:, 0] = 7 + env * (-24 + 34 * opening * amp)
             m[side][:, 1] = 4 + 66 * env
             m[side][:, 2] = 12 + 38 * env
         use = {"arm_l": env, "arm_r": env}
-    elif action == 4:  # squat once or twice, arms forward for balance
-        b = _bumps(w, rng.integers(1, 3), 0.05, 0.95)
-        depth = 0.4 * min(amp, 1.15) * b
+    elif kind == "sit down":  # lower into a deep squat and stay there, arms forward for balance
+        s = _smoothstep(w)
+        depth = 0.45 * min(amp, 1.1) * s
         kappa, bend = _squat_legs(depth, L)
         for side in ("leg_l", "leg_r"):
             m[side][:, 0], m[side][:, 2] = kappa, bend
-        m["pelvis"][:, 1], m["pelvis"][:, 2] = -depth, -0.15 * depth
-        m["torso"][:, 0] = 25 * b
+        m["pelvis"][:, 1], m["pelvis"][:, 2] = -depth, -0.2 * depth
+        m["torso"][:, 0] = 20 * s
         for side in ("arm_l", "arm_r"):
-            m[side][:, 1] = 4 + 75 * b
-        activity = use["arm_l"] = use["arm_r"] = b
-    elif action in (5, 6):  # kick: knee up, leg extends at the top, lean back
+            m[side][:, 1] = 4 + 50 * s
+        activity = use["arm_l"] = use["arm_r"] = s
+    elif kind.startswith("kick"):  # knee up, leg extends at the top, lean back
         k = _bumps(w, rng.integers(1, 3), 0.15, 0.85)
         m[act_leg][:, 0] = 85 * amp * k
         m[act_leg][:, 2] = 70 * 4 * k * (1 - k)
@@ -1478,7 +1481,7 @@ def _demo_motion(action: int, T: int, rng, subject: DemoSubject, speed: float) -
         for side in ("arm_l", "arm_r"):
             m[side][:, 0] += 20 * k
         activity = np.clip(2 * k, 0, 1)
-    elif action == 7:  # jump two or three times: crouch, take off, land
+    elif kind == "jump up":  # two or three times: crouch, take off, land
         s = (w * rng.integers(2, 4)) % 1.0
         moving = (w > 0) & (w < 1)
         crouch = np.where(moving & (s < 0.3), 0.15 * np.sin(np.pi * s / 0.3), 0)
@@ -1491,13 +1494,13 @@ def _demo_motion(action: int, T: int, rng, subject: DemoSubject, speed: float) -
         for side in ("arm_l", "arm_r"):
             m[side][:, 1] = 4 + 110 * np.clip(air / 0.25, 0, 1)
         activity = use["arm_l"] = use["arm_r"] = np.clip((air + crouch + land) * 8, 0, 1)
-    elif action == 8:  # bow from the waist
+    elif kind == "bow":  # from the waist
         b = _bumps(w, 1, 0.05, 0.95)
         m["torso"][:, 0] = 55 * amp * b
         for side in ("arm_l", "arm_r"):
             m[side][:, 1] = 4 + 10 * b
         activity = b
-    elif action == 9:  # guard with both fists, punch with the right
+    elif kind == "punch with right hand":  # guard with both fists, punch with the right
         for side in ("arm_l", "arm_r"):
             m[side][:, 0] = 7 + 5 * env
             m[side][:, 1] = 4 + 56 * env
@@ -1507,7 +1510,7 @@ def _demo_motion(action: int, T: int, rng, subject: DemoSubject, speed: float) -
         m["arm_r"][:, 2] -= 110 * punch
         m["torso"][:, 2] = -12 * punch
         use = {"arm_l": env, "arm_r": env}
-    elif action == 10:  # walk in place: alternate knees up, arms swinging opposite
+    elif kind == "walk in place":  # alternate knees up, arms swinging opposite
         s = cycle(0.9) * env
         m["leg_l"][:, 0] = 38 * amp * np.clip(s, 0, None)
         m["leg_r"][:, 0] = 38 * amp * np.clip(-s, 0, None)
@@ -1516,12 +1519,22 @@ def _demo_motion(action: int, T: int, rng, subject: DemoSubject, speed: float) -
         m["arm_l"][:, 1] = 4 - 22 * s
         m["pelvis"][:, 1] = 0.02 * np.abs(s)
         use = {"arm_l": env, "arm_r": env}
-    elif action == 11:  # lean side to side, arms stretched out to the sides
+    elif kind == "lean side to side":  # arms stretched out to the sides
         m["torso"][:, 1] = 22 * amp * cycle(0.55) * env
         for side in ("arm_l", "arm_r"):
             m[side][:, 0] = 7 + 75 * env
             m[side][:, 2] = 12 + 10 * env
         use = {"arm_l": env, "arm_r": env}
+    elif kind == "put on a hat":  # both hands travel up to the head and stay there
+        s = _smoothstep(w)
+        for side in ("arm_l", "arm_r"):
+            m[side][:, 0] = 7 + 25 * s
+            m[side][:, 1] = 4 + 146 * s
+            m[side][:, 2] = 12 + 100 * s
+        activity = use["arm_l"] = use["arm_r"] = s
+    if reverse:
+        m = {k: v[::-1].copy() for k, v in m.items()}
+        activity, use = activity[::-1].copy(), {k: v[::-1].copy() for k, v in use.items()}
     # Arms not driven by the action rest in a per-sample pose (hanging, hands clasped in front, arms folded,
     # hands behind the back): the static pose alone must not give the class away.
     rest = _DEMO_REST_POSES[rng.choice(len(_DEMO_REST_POSES), p=(0.45, 0.2, 0.15, 0.2))]
@@ -1539,7 +1552,7 @@ def _demo_motion(action: int, T: int, rng, subject: DemoSubject, speed: float) -
     m["pelvis"][:, 0] += _drift(rng, t, 0.02)
     m["pelvis"][:, 2] += _drift(rng, t, 0.02)
     if rng.random() < 0.3:
-        arm = free_arm if action in (0, 1) else ("arm_l", "arm_r")[rng.integers(2)]
+        arm = free_arm if kind.startswith("wave") else ("arm_l", "arm_r")[rng.integers(2)]
         start = rng.uniform(0.0, 0.6)
         g = _bumps(np.clip((u - start) / rng.uniform(0.25, 0.4), 0, 1), 1)
         m[arm] += g[:, None] * np.array([12.0, 100.0, 115.0])
@@ -1708,7 +1721,8 @@ _POSTURES = (
     ("standing with {his} left arm raised", "raising {his} left hand", "standing and waving {his} left hand"),
     ("standing with both arms raised above {his} head", "raising both hands", "stretching {his} arms upwards"),
     ("standing with {his} hands together in front of {his} chest", "clapping", "standing with {his} hands joined"),
-    ("squatting", "crouching down", "bending {his} knees"),
+    ("squatting", "crouching down", "sitting down on the floor"),
+    ("squatting", "getting up from a squat", "standing up"),
     ("standing on {his} left leg with {his} right leg raised", "lifting {his} right leg", "kicking"),
     ("standing on {his} right leg with {his} left leg raised", "lifting {his} left leg", "kicking"),
     ("jumping in the air", "in mid-air", "jumping"),
@@ -1716,13 +1730,16 @@ _POSTURES = (
     ("standing with {his} fists raised", "throwing a punch with {his} right hand", "in a fighting stance"),
     ("walking", "marching in place", "standing with one knee lifted"),
     ("standing with {his} arms stretched out to the sides", "leaning to one side", "bending sideways"),
+    ("standing with both hands on {his} head", "raising {his} hands to {his} head", "touching {his} head"),
+    ("standing with both hands on {his} head", "lowering {his} hands from {his} head", "touching {his} head"),
 )
 _INTENTS = (
     ("waving to someone", "trying to get someone's attention", "greeting someone", "saying hello"),
     ("waving to someone", "saying goodbye", "greeting someone", "trying to get someone's attention"),
     ("stretching {his} arms", "cheering", "reaching for something above {him}"),
     ("clapping {his} hands", "applauding someone", "celebrating something"),
-    ("trying to pick something up from the floor", "doing squats", "exercising"),
+    ("sitting down", "trying to sit on the floor", "lowering {him}self to the ground"),
+    ("standing up", "getting up from the floor", "trying to stand up"),
     ("kicking something", "practicing a kick", "exercising {his} legs"),
     ("kicking something", "practicing a kick", "exercising {his} legs"),
     ("jumping up and down", "exercising", "trying to reach something high"),
@@ -1730,6 +1747,8 @@ _INTENTS = (
     ("boxing", "practicing martial arts", "punching the air"),
     ("walking across the room", "exercising", "marching"),
     ("stretching {his} body", "doing a warm-up exercise", "exercising"),
+    ("putting on a hat", "adjusting {his} hat", "fixing {his} hair"),
+    ("taking off {his} hat", "adjusting {his} hat", "scratching {his} head"),
 )
 _NEUTRAL_POSTURES = ("standing", "standing still", "standing with {his} arms at {his} sides",
                      "standing in the middle of a room")

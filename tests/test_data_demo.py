@@ -23,21 +23,21 @@ def demo(tmp_path_factory):
     return root, time.perf_counter() - started
 
 
-def test_demo_has_twelve_classes_and_720_samples_named_like_ntu(demo):
+def test_demo_has_fifteen_classes_and_900_samples_named_like_ntu(demo):
     root, _ = demo
-    assert data.num_classes("demo") == len(data.class_names("demo")) == 12
+    assert data.num_classes("demo") == len(data.class_names("demo")) == 15
     names = data.demo_names()
-    assert len(names) == 720 and names == sorted(names)
+    assert len(names) == 900 and names == sorted(names)
     subjects = {data.parse_ntu_name(n).subject for n in names}
     assert len(subjects) == 10 and {data.parse_ntu_name(n).camera for n in names} == {1, 2, 3}
     assert sorted(p.stem for p in (root / "demo" / "raw").glob("*.skeleton")) == names
-    for split, (n_train, n_val) in {"xsub": (432, 288), "xview": (480, 240)}.items():
+    for split, (n_train, n_val) in {"xsub": (540, 360), "xview": (600, 300)}.items():
         train = data.load_split(root, "demo", split, "train")
         val = data.load_split(root, "demo", split, "val")
         assert (len(train), len(val)) == (n_train, n_val)
         assert sorted(train.names + val.names) == names
         assert all(data.ntu_is_train(n, "demo", split) for n in train.names)
-        assert np.bincount(train.labels, minlength=12).min() > 0
+        assert np.bincount(train.labels, minlength=15).min() > 0
 
 
 def test_demo_generation_is_fast_and_idempotent(demo):
@@ -66,7 +66,7 @@ def test_demo_classes_are_separable_by_nearest_centroid_but_not_by_a_global_stat
     train, val = data.load_split(root, "demo", "xsub", "train"), data.load_split(root, "demo", "xsub", "val")
 
     def nearest_centroid(f_train, f_val):
-        centroids = np.stack([f_train[train.labels == c].mean(axis=0) for c in range(12)])
+        centroids = np.stack([f_train[train.labels == c].mean(axis=0) for c in range(15)])
         return (((f_val[:, None] - centroids[None]) ** 2).sum(-1).argmin(1) == val.labels).mean()
 
     def trajectories(ds):  # (N, 3 * 50 * 25) joint trajectories of the main body
@@ -77,7 +77,7 @@ def test_demo_classes_are_separable_by_nearest_centroid_but_not_by_a_global_stat
 
     accuracy = nearest_centroid(trajectories(train), trajectories(val))
     energy = nearest_centroid(motion_energy(train), motion_energy(val))
-    assert accuracy > 0.45  # chance is 1/12: the demo can be learned
+    assert accuracy > 0.45  # chance is 1/15: the demo can be learned
     assert accuracy < 0.9  # ...but not trivially: there is room for better features
     assert energy < 0.4 and accuracy - energy > 0.2
 
@@ -149,12 +149,12 @@ def test_cli_ntu_convert_pku_info_and_demo_commands_work(demo, tmp_path, capsys)
     root, _ = demo
     raw = tmp_path / "raw"
     raw.mkdir()
-    for name in data.demo_names()[::18]:  # 40 samples of every subject and camera
+    for name in data.demo_names()[::18]:  # 50 samples of every subject and camera
         shutil.copy(root / "demo" / "raw" / f"{name}.skeleton", raw)
     data.main(["ntu", "--raw", str(raw), "--dataset", "ntu60", "--data-root", str(tmp_path / "a"),
                "--workers", "1", "--frames", "20"])
-    assert "ntu60/xsub/train: 23 samples" in capsys.readouterr().out
-    assert len(data.load_split(tmp_path / "a", "ntu60", "xview", "val", frames=20)) == 14
+    assert "ntu60/xsub/train: 28 samples" in capsys.readouterr().out
+    assert len(data.load_split(tmp_path / "a", "ntu60", "xview", "val", frames=20)) == 17
     data.main(["convert", str(data.split_dir(tmp_path / "a", "ntu60", "xsub")), "--dataset", "ntu60",
                "--split", "xsub", "--data-root", str(tmp_path / "b"), "--normalization", "ctrgcn"])
     assert (data.split_dir(tmp_path / "b", "ntu60", "xsub") / "val_data.ctrgcn_T50.npy").is_file()
