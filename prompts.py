@@ -45,6 +45,9 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from data import (DATASETS, atomic_path, demo_frame_source, prepare_demo, read_label_pkl, read_skeleton,
+                  sample_name, split_dir)
+
 K_FRAMES = 16  # prompts per sample; the released files hold exactly 16 answers per sample
 
 # Reconstruction: the paper's exact LLaVA question is not available; this wording is inferred from the released
@@ -122,15 +125,6 @@ def import_open_clip():
 # Prompt files: the released format {sample name: [K answers]}
 # ---------------------------------------------------------------------------------------------------------------
 
-def sample_key(name: str) -> str:
-    """Sample name without the file suffixes the field's formats carry ('S001C001P001R001A001.skeleton' -> stem)."""
-    name = os.path.basename(str(name))
-    for suffix in (".skeleton", ".npy", "_rgb.avi", ".avi", ".mp4"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
 def read_json_or_zip(path: str | Path) -> object:
     """JSON from `path`, or from the single .json member of a zip archive."""
     path = Path(path)
@@ -159,7 +153,7 @@ def read_language_prompts(path: str | Path, K: int = K_FRAMES) -> dict[str, list
             raise PromptError(f"{path}: sample {name!r}: expected a list of strings")
         if len(answers) != K:
             raise PromptError(f"{path}: sample {name!r} has {len(answers)} answers, expected K = {K}")
-        prompts[sample_key(name)] = answers
+        prompts[sample_name(name)] = answers
     return prompts
 
 
@@ -173,16 +167,13 @@ def read_vision_prompts(path: str | Path, K: int = K_FRAMES) -> dict[str, dict]:
             raise PromptError(f"{path}: sample {name!r}: expected keys 'frames' and 'boxes'")
         if len(entry["frames"]) != K or len(entry["boxes"]) != K:
             raise PromptError(f"{path}: sample {name!r}: expected {K} frames and {K} boxes")
-    return {sample_key(name): entry for name, entry in raw.items()}
+    return {sample_name(name): entry for name, entry in raw.items()}
 
 
 def write_json_atomic(path: str | Path, obj: object, indent: int | None = 4) -> None:
     """Write JSON to a temporary file next to `path`, then rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=indent, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=indent, ensure_ascii=False), encoding="utf-8")
 
 
 @dataclass
@@ -205,7 +196,7 @@ def match_prompts(prompts: dict, names: Sequence[str], allow_partial: bool = Fal
 
     Missing samples are an error naming them, unless `allow_partial` (train on the matched subset).
     """
-    keys = [sample_key(n) for n in names]
+    keys = [sample_name(n) for n in names]
     missing = [k for k in keys if k not in prompts]
     report = MatchReport(matched=len(keys) - len(missing), missing=missing, extra=len(set(prompts) - set(keys)))
     if missing and not allow_partial:
@@ -296,7 +287,7 @@ class VideoFrameSource:
 
 def open_frame_source(frames_root: str | Path, name: str):
     """The frames of sample `name` under `frames_root`: a folder `<key>/`, or a video `<key>_rgb.avi|.avi|.mp4`."""
-    key, root = sample_key(name), Path(frames_root)
+    key, root = sample_name(name), Path(frames_root)
     if (root / key).is_dir():
         return FolderFrameSource(root / key)
     for video in (root / f"{key}_rgb.avi", root / f"{key}.avi", root / f"{key}.mp4"):
@@ -420,12 +411,17 @@ def vision_prompt(source, color_xy: np.ndarray | None, K: int = K_FRAMES, detect
     """One sample's vision prompt: K uniformly sampled frame indices and the person box in each (0..1 or None).
 
     color_xy: (T_s, M, 25, 2) colorX/colorY of the sample's skeleton, or None (no skeleton: detector or full frame).
-    With a detector, its box is used and the skeleton box is the fallback for frames where it finds nobody.
+    Frames without joints take the skeleton box of the nearest sampled frame. With a detector, its box is used and
+    the skeleton box is the fallback for frames where it finds nobody.
     """
     frames = sample_frame_indices(source.num_frames, K)
     boxes = [None] * K
     if color_xy is not None and len(color_xy):
         boxes = [skeleton_box(color_xy[skeleton_frame(i, source.num_frames, len(color_xy))], margin) for i in frames]
+        # A frame whose skeleton was lost still shows the person: take the box of the nearest sampled frame.
+        found = [k for k, box in enumerate(boxes) if box is not None]
+        if found:
+            boxes = [boxes[min(found, key=lambda j: abs(j - k))] for k in range(K)]
     if detector is not None:
         found = detector.boxes(source.read(frames))
         boxes = [d if d is not None else s for d, s in zip(found, boxes)]
@@ -438,12 +434,12 @@ def make_prompts(names: Sequence[str], out_path: str | Path, make_one: Callable[
     samples, so an interrupted LMM run resumes where it stopped. Returns {key: prompt} for all `names`."""
     out_path = Path(out_path)
     done = json.loads(out_path.read_text(encoding="utf-8")) if out_path.is_file() else {}
-    todo = [k for k in map(sample_key, names) if k not in done]
+    todo = [k for k in map(sample_name, names) if k not in done]
     for n, key in enumerate(tqdm(todo, desc=desc, unit="sample", disable=not todo), start=1):
         done[key] = make_one(key)
         if n % save_every == 0 or n == len(todo):
             write_json_atomic(out_path, done)
-    return {k: done[k] for k in map(sample_key, names)}
+    return {k: done[k] for k in map(sample_name, names)}
 
 
 def make_vision_prompts(names, out_path, open_source: Callable[[str], object],
@@ -589,8 +585,9 @@ def pool_prompts(features: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
 
 
 def _model_slug(model_name: str, pretrained: str | None) -> str:
+    """'ViT-L-14-336_openai'; a checkpoint path contributes its file stem, no weights 'random'."""
     tag = "random" if not pretrained else Path(pretrained).stem if os.path.sep in pretrained else pretrained
-    return re.sub(r"[^A-Za-z0-9.-]+", "-", f"{model_name}_{tag}")
+    return "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", part) for part in (model_name, tag))
 
 
 def cache_path(data_root: str | Path, dataset: str, split: str, part: str, modality: str,
@@ -600,16 +597,12 @@ def cache_path(data_root: str | Path, dataset: str, split: str, part: str, modal
     if part not in PART_NAMES or modality not in MODALITIES or pooling not in POOLINGS:
         raise PromptError(f"part must be one of {PART_NAMES}, modality one of {MODALITIES}, pooling one of "
                           f"{POOLINGS} (got {part!r}, {modality!r}, {pooling!r})")
-    from data import split_dir
-
     suffix = "_allK" if pooling == "none" else ""
     return split_dir(data_root, dataset, split) / "prompts" / f"{part}_{modality}_{_model_slug(model_name, pretrained)}{suffix}.npy"
 
 
 def prompts_path(data_root: str | Path, dataset: str, split: str, part: str, modality: str) -> Path:
     """Where a split part's prompts live before encoding: <split dir>/prompts/<part>_<modality>_prompts.json."""
-    from data import split_dir
-
     return split_dir(data_root, dataset, split) / "prompts" / f"{part}_{modality}_prompts.json"
 
 
@@ -639,7 +632,7 @@ def encode_cache(path: str | Path, names: Sequence[str], load_prompt: Callable[[
     `chunk_size` samples; after each chunk the rows are flushed and the progress file records how many samples are
     done, so a rerun after an interruption continues there. A finished cache with the same header is left as it is.
     """
-    path, keys = Path(path), [sample_key(n) for n in names]
+    path, keys = Path(path), [sample_name(n) for n in names]
     header = dict(format=CACHE_FORMAT, modality=modality, model=model_name, pretrained=pretrained or None,
                   K=K, pooling=pooling, dim=clip.dim, dtype="float16", input_hash=input_hash, names=keys)
     shape = (len(keys), clip.dim) if pooling == "mean" else (len(keys), K, clip.dim)
@@ -740,7 +733,7 @@ def load_prompt_features(path: str | Path, names: Sequence[str], model_name: str
     if list(features.shape) != expected or features.dtype != np.float16:
         raise PromptError(f"{path}: array is {features.dtype} {features.shape}, header says float16 {expected}: "
                           "the cache is corrupt, delete it and encode again")
-    keys = [sample_key(n) for n in names]
+    keys = [sample_name(n) for n in names]
     if keys == header["names"]:
         return features, np.ones(len(keys), dtype=bool)
     row = {k: i for i, k in enumerate(header["names"])}
@@ -760,25 +753,19 @@ def load_prompt_features(path: str | Path, names: Sequence[str], model_name: str
 # ---------------------------------------------------------------------------------------------------------------
 
 def split_names(data_root: str | Path, dataset: str, split: str, part: str) -> list[str]:
-    """Sample names of a split part, in the order training uses them."""
-    from data import load_split
-
-    return list(load_split(data_root, dataset, split, part).names)
+    """Sample names of a split part (its `<part>_label.pkl`), in the order training uses them."""
+    return read_label_pkl(split_dir(data_root, dataset, split) / f"{part}_label.pkl")[0]
 
 
 def skeleton_color_xy(skeleton_root: str | Path | None, name: str) -> np.ndarray | None:
     """(T, M, 25, 2) colorX/colorY of `<skeleton_root>/<key>.skeleton`, or None without a skeleton root."""
     if skeleton_root is None:
         return None
-    from data import read_skeleton
-
-    return read_skeleton(Path(skeleton_root) / f"{sample_key(name)}.skeleton").color_xy
+    return read_skeleton(Path(skeleton_root) / f"{sample_name(name)}.skeleton").color_xy
 
 
 def prepare_demo_prompts(data_root: str | Path = "datasets", device: str = "cpu") -> None:
     """Both modality caches of the demo's splits (train and val parts) with DEMO_CLIP_MODEL; idempotent."""
-    from data import DATASETS, demo_frame_source, prepare_demo
-
     prepare_demo(data_root)
     answers = read_language_prompts(Path(data_root) / "demo" / "demo_language.json")
     clip = load_clip(DEMO_CLIP_MODEL, None, device)
@@ -815,8 +802,6 @@ def _add_split_args(p: argparse.ArgumentParser, parts: bool = True) -> None:
 
 def _frame_opener(args) -> Callable[[str], object]:
     if args.dataset == "demo":
-        from data import demo_frame_source
-
         return lambda key: demo_frame_source(args.data_root, key)
     if not args.frames:
         raise SystemExit("--frames is required: a folder with <sample>/ frame folders or <sample>_rgb.avi videos")

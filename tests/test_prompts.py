@@ -159,6 +159,14 @@ def test_vision_prompt_samples_K_frames_with_skeleton_boxes(tmp_path):
     assert prompts.vision_prompt(source, None, K=4)["boxes"] == [None] * 4
 
 
+def test_frames_whose_skeleton_is_lost_take_the_nearest_sampled_box(tmp_path):
+    source = make_frame_folder(tmp_path / "S001", num_frames=4)
+    joints = np.stack([person_joints(box=(10 * t, 10, 10 * t + 50, 100)) for t in range(4)])  # (T, M, 25, 2)
+    joints[[0, 2]] = 0  # lost in frames 0 and 2
+    boxes = prompts.vision_prompt(source, joints, K=4, margin=0.0)["boxes"]
+    assert boxes[0] == boxes[1] and boxes[2] in (boxes[1], boxes[3]) and boxes[1] != boxes[3]
+
+
 # --- frame sources --------------------------------------------------------------------------------------------
 
 def make_frame_folder(folder, num_frames=5):

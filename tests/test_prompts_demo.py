@@ -1,0 +1,78 @@
+"""The demo through prompts.py: data.py's rendered frames and answers -> crops -> both caches (tiny random CLIP)."""
+import json
+
+import numpy as np
+import pytest
+
+import data
+import prompts
+
+SAMPLES_PER_PART = 4  # the full demo (both splits, every sample) takes minutes here; the code path is the same
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("datasets")
+    data.prepare_demo(root)
+    return root
+
+
+@pytest.fixture()
+def few_samples(monkeypatch):
+    every = prompts.split_names
+    first = lambda *args: every(*args)[:SAMPLES_PER_PART]  # noqa: E731
+    monkeypatch.setattr(prompts, "split_names", first)
+    return first
+
+
+def test_demo_crops_from_color_xy_hold_the_rendered_person(demo_root):
+    name = data.demo_names()[0]
+    source = data.demo_frame_source(demo_root, name)
+    color_xy = prompts.skeleton_color_xy(demo_root / "demo" / "raw", name)  # (T, M, 25, 2)
+    prompt = prompts.vision_prompt(source, color_xy)
+    frames = source.read(prompt["frames"])
+    background = np.asarray(frames[0])[5, 5].astype(int)  # top-left corner: wall
+    for frame, box in zip(frames, prompt["boxes"]):
+        assert box is not None
+        crop = np.asarray(prompts.crop_person(frame, box, 64)).astype(int)  # (64, 64, 3)
+        person = np.abs(crop - background).sum(axis=2) > 60  # pixels that are not the wall
+        assert person[16:48, 16:48].mean() > 0.25  # the person fills the middle of the crop
+
+
+def test_prepare_demo_prompts_builds_both_caches_for_both_splits_idempotently(demo_root, few_samples):
+    prompts.prepare_demo_prompts(demo_root)
+    for split in data.DATASETS["demo"]:
+        for part in prompts.PART_NAMES:
+            names = few_samples(demo_root, "demo", split, part)
+            for modality in prompts.MODALITIES:
+                path = prompts.cache_path(demo_root, "demo", split, part, modality, prompts.DEMO_CLIP_MODEL, None)
+                features, present = prompts.load_prompt_features(path, names, prompts.DEMO_CLIP_MODEL, None)
+                assert features.shape == (SAMPLES_PER_PART, 64) and present.all()
+    path = prompts.cache_path(demo_root, "demo", "xsub", "train", "vision", prompts.DEMO_CLIP_MODEL, None)
+    assert path == demo_root / "demo" / "xsub" / "prompts" / "train_vision_c2vl-demo-tiny_random.npy"
+    mtime = path.stat().st_mtime_ns
+    prompts.prepare_demo_prompts(demo_root)
+    assert path.stat().st_mtime_ns == mtime
+
+
+def test_demo_answers_go_through_the_released_format_importer(demo_root, few_samples):
+    names = few_samples(demo_root, "demo", "xview", "val")
+    matched, report = prompts.import_released(demo_root / "demo" / "demo_language.json", names)
+    assert report.matched == len(names) and not report.missing and report.extra == len(data.demo_names()) - len(names)
+    assert all(len(answers) == 16 for answers in matched.values())
+
+
+def test_cli_import_then_encode_makes_the_cache_training_reads(demo_root, few_samples, capsys):
+    answers = demo_root / "demo" / "demo_language.json"
+    prompts.main(["import", str(answers), "--data-root", str(demo_root), "--dataset", "demo", "--split", "xview"])
+    extra = len(data.demo_names()) - SAMPLES_PER_PART
+    assert f"{SAMPLES_PER_PART} matched, 0 missing, {extra} extra (ignored)" in capsys.readouterr().out
+    prompts.main(["encode", "--data-root", str(demo_root), "--dataset", "demo", "--split", "xview", "--parts", "val",
+                  "--modalities", "language", "--model", prompts.DEMO_CLIP_MODEL, "--pretrained", "none"])
+    path = prompts.cache_path(demo_root, "demo", "xview", "val", "language", prompts.DEMO_CLIP_MODEL, None)
+    names = few_samples(demo_root, "demo", "xview", "val")
+    features, _ = prompts.load_prompt_features(path, names, prompts.DEMO_CLIP_MODEL, None)
+    language = json.loads((path.parent / "val_language_prompts.json").read_text())
+    reference = prompts.load_clip(prompts.DEMO_CLIP_MODEL, None).encode_texts(language[data.sample_name(names[1])])  # (16, D)
+    pooled = reference.mean(0) / reference.mean(0).norm()
+    np.testing.assert_allclose(features[1], pooled.numpy(), atol=2e-3)
