@@ -37,6 +37,7 @@ import sys
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -51,7 +52,8 @@ from data import (DATASETS, atomic_path, demo_frame_source, prepare_demo, read_l
 K_FRAMES = 16  # prompts per sample; the released files hold exactly 16 answers per sample
 
 # Reconstruction: the paper's exact LLaVA question is not available; this wording is inferred from the released
-# answers ("Yes, the person is holding ... They are standing ... trying to ..."). Alternative: "What is the person doing?".
+# answers ("Yes, the person is holding ... They are standing ... trying to ...").
+# Alternative: "What is the person doing?".
 LLAVA_QUESTION = (
     "Is the person holding anything in their hand? Is the person standing or sitting? "
     "What is the person trying to do?"
@@ -435,6 +437,9 @@ def make_prompts(names: Sequence[str], out_path: str | Path, make_one: Callable[
     out_path = Path(out_path)
     done = json.loads(out_path.read_text(encoding="utf-8")) if out_path.is_file() else {}
     todo = [k for k in map(sample_name, names) if k not in done]
+    if done and todo:
+        print(f"{out_path}: keeping its {len(done)} samples, making {len(todo)} more (delete it to start over)",
+              file=sys.stderr)
     for n, key in enumerate(tqdm(todo, desc=desc, unit="sample", disable=not todo), start=1):
         done[key] = make_one(key)
         if n % save_every == 0 or n == len(todo):
@@ -480,7 +485,7 @@ class Clip:
         size = self.model.visual.image_size
         return size[0] if isinstance(size, (tuple, list)) else size
 
-    @property
+    @cached_property
     def dim(self) -> int:
         """D, the size of the joint embedding space."""
         return int(self.encode_texts(["a person."]).shape[1])
@@ -597,8 +602,8 @@ def cache_path(data_root: str | Path, dataset: str, split: str, part: str, modal
     if part not in PART_NAMES or modality not in MODALITIES or pooling not in POOLINGS:
         raise PromptError(f"part must be one of {PART_NAMES}, modality one of {MODALITIES}, pooling one of "
                           f"{POOLINGS} (got {part!r}, {modality!r}, {pooling!r})")
-    suffix = "_allK" if pooling == "none" else ""
-    return split_dir(data_root, dataset, split) / "prompts" / f"{part}_{modality}_{_model_slug(model_name, pretrained)}{suffix}.npy"
+    name = f"{part}_{modality}_{_model_slug(model_name, pretrained)}" + ("_allK" if pooling == "none" else "")
+    return split_dir(data_root, dataset, split) / "prompts" / f"{name}.npy"
 
 
 def prompts_path(data_root: str | Path, dataset: str, split: str, part: str, modality: str) -> Path:
@@ -778,8 +783,10 @@ def prepare_demo_prompts(data_root: str | Path = "datasets", device: str = "cpu"
             encode_language(language, cache_path(data_root, "demo", split, part, "language", DEMO_CLIP_MODEL, None),
                             clip, DEMO_CLIP_MODEL, None)
             open_source = lambda key: demo_frame_source(data_root, key)  # noqa: E731
-            vision = make_vision_prompts(names, prompts_path(data_root, "demo", split, part, "vision"), open_source,
-                                         lambda key: skeleton_color_xy(raw, key))
+            vision_path = prompts_path(data_root, "demo", split, part, "vision")
+            if vision_path.is_file() and vision_path.stat().st_mtime < (raw.parent / "demo_meta.json").stat().st_mtime:
+                vision_path.unlink()  # made from an older demo: its frame indices may not exist any more
+            vision = make_vision_prompts(names, vision_path, open_source, lambda key: skeleton_color_xy(raw, key))
             encode_vision(vision, cache_path(data_root, "demo", split, part, "vision", DEMO_CLIP_MODEL, None),
                           open_source, clip, DEMO_CLIP_MODEL, None)
 

@@ -73,6 +73,7 @@ def test_cli_import_then_encode_makes_the_cache_training_reads(demo_root, few_sa
     names = few_samples(demo_root, "demo", "xview", "val")
     features, _ = prompts.load_prompt_features(path, names, prompts.DEMO_CLIP_MODEL, None)
     language = json.loads((path.parent / "val_language_prompts.json").read_text())
-    reference = prompts.load_clip(prompts.DEMO_CLIP_MODEL, None).encode_texts(language[data.sample_name(names[1])])  # (16, D)
+    clip = prompts.load_clip(prompts.DEMO_CLIP_MODEL, None)
+    reference = clip.encode_texts(language[data.sample_name(names[1])])  # (16, D)
     pooled = reference.mean(0) / reference.mean(0).norm()
     np.testing.assert_allclose(features[1], pooled.numpy(), atol=2e-3)
