@@ -622,77 +622,109 @@ def _header_path(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
-def _identity(header: dict) -> dict:
-    return {k: v for k, v in header.items() if k != "done"}
+def prompt_id(prompt: object) -> str:
+    """Short sha256 of one sample's prompts (answers, or frames + boxes): which rows may be copied between caches."""
+    return hashlib.sha256(json.dumps(prompt, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
+
+
+def _save_mask_atomic(path: Path, mask: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, mask)
+
+
+def _copy_reused_rows(rows: np.ndarray, done: np.ndarray, header: dict, reuse: Sequence[Path]) -> None:
+    """Copy into `rows` the rows of finished caches in `reuse` made with the same model and pooling for the same
+    (sample, prompt id); mark them done. NTU's xsub and xview hold the same samples: each is encoded once."""
+    row_of = {(k, p): i for i, (k, p) in enumerate(zip(header["names"], header["prompt_ids"]))}
+    same = ("format", "modality", "model", "pretrained", "K", "pooling", "dim")
+    for other in reuse:
+        if not (other.is_file() and _header_path(other).is_file()):
+            continue
+        other_header = json.loads(_header_path(other).read_text())
+        if any(other_header.get(f) != header[f] for f in same):
+            continue
+        pairs = [(row_of[kp], j) for j, kp in enumerate(zip(other_header["names"], other_header["prompt_ids"]))
+                 if kp in row_of and not done[row_of[kp]]]
+        if pairs:
+            mine, theirs = (list(ix) for ix in zip(*pairs))
+            rows[mine] = np.load(other, mmap_mode="r")[theirs]
+            done[mine] = True
+
+
+def sibling_caches(path: str | Path) -> list[Path]:
+    """The other finished caches of the same dataset, modality and model (other splits and parts)."""
+    path = Path(path)
+    same_model = path.name.split("_", 1)[1]  # <part>_<modality>_<model>_<pretrained>[_allK].npy -> drop <part>
+    return sorted(p for p in path.parent.parent.parent.glob(f"*/prompts/*_{same_model}") if p != path)
 
 
 def encode_cache(path: str | Path, names: Sequence[str], load_prompt: Callable[[str], list], modality: str,
-                 clip: Clip, model_name: str, pretrained: str | None, input_hash: str, K: int = K_FRAMES,
+                 clip: Clip, model_name: str, pretrained: str | None, prompt_ids: Sequence[str], K: int = K_FRAMES,
                  pooling: str = "mean", batch_size: int = 256, chunk_size: int = 64,
-                 workers: int = min(8, os.cpu_count() or 1)) -> Path:
+                 workers: int = min(8, os.cpu_count() or 1), reuse: Sequence[Path] = ()) -> Path:
     """Encode every sample's K prompts with the frozen CLIP and write the cache at `path` (+ header .json).
 
     `load_prompt(key)` returns the sample's K texts (language) or K preprocessed images (3, S, S) (vision); it runs
-    in `workers` threads, so frame decoding and cropping overlap with the GPU. Work is done in chunks of
-    `chunk_size` samples; after each chunk the rows are flushed and the progress file records how many samples are
-    done, so a rerun after an interruption continues there. A finished cache with the same header is left as it is.
+    in `workers` threads, so frame decoding and cropping overlap with the GPU. `prompt_ids` (one per sample, see
+    `prompt_id`) record what was encoded; rows of the caches in `reuse` with the same model and prompt id are copied.
+    Work is done in chunks of `chunk_size` samples; after each chunk the rows are flushed and a done mask is saved,
+    so a rerun after an interruption continues there. A finished cache with the same header is left as it is.
     """
     path, keys = Path(path), [sample_name(n) for n in names]
     header = dict(format=CACHE_FORMAT, modality=modality, model=model_name, pretrained=pretrained or None,
-                  K=K, pooling=pooling, dim=clip.dim, dtype="float16", input_hash=input_hash, names=keys)
+                  K=K, pooling=pooling, dim=clip.dim, dtype="float16",
+                  input_hash=hashlib.sha256("".join(prompt_ids).encode()).hexdigest(), names=keys,
+                  prompt_ids=list(prompt_ids))
     shape = (len(keys), clip.dim) if pooling == "mean" else (len(keys), K, clip.dim)
     final_header = _header_path(path)
     if final_header.is_file() and path.is_file() and json.loads(final_header.read_text()) == header:
         return path  # already encoded from the same inputs with the same model
     partial = path.with_name(path.stem + ".partial.npy")
-    progress = path.with_name(path.stem + ".progress.json")
-    done = 0
-    if progress.is_file() and partial.is_file():
-        previous = json.loads(progress.read_text())
-        if _identity(previous) == header:
-            done = previous["done"]
-    if done:
-        rows = np.load(partial, mmap_mode="r+")
+    progress = path.with_name(path.stem + ".progress.json")  # the header being encoded
+    done_file = path.with_name(path.stem + ".done.npy")  # bool (N,): rows of `partial` that are final
+    if (progress.is_file() and partial.is_file() and done_file.is_file()
+            and json.loads(progress.read_text()) == header):
+        rows, done = np.load(partial, mmap_mode="r+"), np.load(done_file)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         rows = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float16, shape=shape)
-        write_json_atomic(progress, {**header, "done": 0}, indent=None)
-    with tqdm(total=len(keys), initial=done, desc=f"encode {modality} {path.name}", unit="sample") as bar, \
-            ThreadPoolExecutor(workers) as pool:
-        for start in range(done, len(keys), chunk_size):
-            chunk = keys[start:start + chunk_size]
-            prompts = list(pool.map(load_prompt, chunk))
-            for key, prompt in zip(chunk, prompts):
+        done = np.zeros(len(keys), dtype=bool)
+        _copy_reused_rows(rows, done, header, [Path(p) for p in reuse])
+        rows.flush()
+        _save_mask_atomic(done_file, done)
+        write_json_atomic(progress, header, indent=None)
+    todo = np.flatnonzero(~done)
+    with tqdm(total=len(keys), initial=len(keys) - len(todo), desc=f"encode {modality} {path.name}",
+              unit="sample") as bar, ThreadPoolExecutor(workers) as pool:
+        for start in range(0, len(todo), chunk_size):
+            chunk = todo[start:start + chunk_size]
+            prompts = list(pool.map(load_prompt, [keys[i] for i in chunk]))
+            for i, prompt in zip(chunk, prompts):
                 if len(prompt) != K:
-                    raise PromptError(f"sample {key}: {len(prompt)} {modality} prompts, expected K = {K}")
+                    raise PromptError(f"sample {keys[i]}: {len(prompt)} {modality} prompts, expected K = {K}")
             flat = [p for prompt in prompts for p in prompt]
             encoded = (clip.encode_texts(flat, batch_size) if modality == "language"
                        else clip.encode_pixels(torch.stack(flat), batch_size))  # (B * K, D)
-            features = pool_prompts(encoded.view(len(chunk), K, -1), pooling)  # (B, D) or (B, K, D)
-            rows[start:start + len(chunk)] = features.numpy().astype(np.float16)
+            rows[chunk] = pool_prompts(encoded.view(len(chunk), K, -1), pooling).numpy()  # (B, D) or (B, K, D)
             rows.flush()
-            write_json_atomic(progress, {**header, "done": start + len(chunk)}, indent=None)
+            done[chunk] = True
+            _save_mask_atomic(done_file, done)
             bar.update(len(chunk))
     del rows
     final_header.unlink(missing_ok=True)  # a header is only ever next to the data it describes
     os.replace(partial, path)
     write_json_atomic(final_header, header, indent=None)
     progress.unlink()
+    done_file.unlink()
     return path
-
-
-def prompts_hash(prompts: dict, keys: Sequence[str]) -> str:
-    """sha256 of the prompts of `keys`, in order: the cache's record of what it was encoded from."""
-    blob = json.dumps([[k, prompts[k]] for k in keys], ensure_ascii=False).encode("utf-8")
-    return hashlib.sha256(blob).hexdigest()
 
 
 def encode_language(prompts: dict[str, list[str]], path: str | Path, clip: Clip, model_name: str,
                     pretrained: str | None, K: int = K_FRAMES, pooling: str = "mean", **kwargs) -> Path:
     """Language cache of every sample in `prompts` ({key: [K answers]}, in cache order)."""
-    keys = list(prompts)
-    return encode_cache(path, keys, prompts.__getitem__, "language", clip, model_name, pretrained,
-                        prompts_hash(prompts, keys), K, pooling, **kwargs)
+    return encode_cache(path, list(prompts), prompts.__getitem__, "language", clip, model_name, pretrained,
+                        [prompt_id(p) for p in prompts.values()], K, pooling, **kwargs)
 
 
 def encode_vision(prompts: dict[str, dict], path: str | Path, open_source: Callable[[str], object], clip: Clip,
@@ -700,16 +732,15 @@ def encode_vision(prompts: dict[str, dict], path: str | Path, open_source: Calla
                   **kwargs) -> Path:
     """Vision cache of every sample in `prompts` ({key: {frames, boxes}}): crop the K frames and encode them.
 
-    The input hash covers frame indices and boxes, not the pixels of the videos.
+    The prompt ids cover frame indices and boxes, not the pixels of the videos.
     """
     def crops(key):
         entry = prompts[key]
         frames = open_source(key).read(entry["frames"])
         return [clip.preprocess(crop_person(image, box, clip.image_size)) for image, box in zip(frames, entry["boxes"])]
 
-    keys = list(prompts)
-    return encode_cache(path, keys, crops, "vision", clip, model_name, pretrained, prompts_hash(prompts, keys), K,
-                        pooling, **kwargs)
+    return encode_cache(path, list(prompts), crops, "vision", clip, model_name, pretrained,
+                        [prompt_id(p) for p in prompts.values()], K, pooling, **kwargs)
 
 
 def load_prompt_features(path: str | Path, names: Sequence[str], model_name: str, pretrained: str | None,
@@ -780,15 +811,15 @@ def prepare_demo_prompts(data_root: str | Path = "datasets", device: str = "cpu"
             names = split_names(data_root, "demo", split, part)
             language, _ = match_prompts(answers, names, source="demo_language.json")
             write_json_atomic(prompts_path(data_root, "demo", split, part, "language"), language)
-            encode_language(language, cache_path(data_root, "demo", split, part, "language", DEMO_CLIP_MODEL, None),
-                            clip, DEMO_CLIP_MODEL, None)
+            out = cache_path(data_root, "demo", split, part, "language", DEMO_CLIP_MODEL, None)
+            encode_language(language, out, clip, DEMO_CLIP_MODEL, None, reuse=sibling_caches(out))
             open_source = lambda key: demo_frame_source(data_root, key)  # noqa: E731
             vision_path = prompts_path(data_root, "demo", split, part, "vision")
             if vision_path.is_file() and vision_path.stat().st_mtime < (raw.parent / "demo_meta.json").stat().st_mtime:
                 vision_path.unlink()  # made from an older demo: its frame indices may not exist any more
             vision = make_vision_prompts(names, vision_path, open_source, lambda key: skeleton_color_xy(raw, key))
-            encode_vision(vision, cache_path(data_root, "demo", split, part, "vision", DEMO_CLIP_MODEL, None),
-                          open_source, clip, DEMO_CLIP_MODEL, None)
+            out = cache_path(data_root, "demo", split, part, "vision", DEMO_CLIP_MODEL, None)
+            encode_vision(vision, out, open_source, clip, DEMO_CLIP_MODEL, None, reuse=sibling_caches(out))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -853,7 +884,7 @@ def _cmd_encode(args) -> None:
                                  "`python prompts.py generate ...` first")
             out = cache_path(args.data_root, args.dataset, args.split, part, modality, args.model, args.pretrained,
                              args.pooling)
-            kwargs = dict(K=args.K, pooling=args.pooling, batch_size=args.batch_size)
+            kwargs = dict(K=args.K, pooling=args.pooling, batch_size=args.batch_size, reuse=sibling_caches(out))
             if modality == "language":
                 prompts, report = match_prompts(read_language_prompts(source, args.K), names, args.allow_partial,
                                                 str(source))

@@ -364,7 +364,7 @@ def test_interrupted_encoding_resumes_without_redoing_finished_samples(clip, tmp
         return many[key]
 
     run = lambda load: prompts.encode_cache(path, list(many), load, "language", clip, MODEL, PRETRAINED,  # noqa
-                                            prompts.prompts_hash(many, list(many)), chunk_size=3)
+                                            [prompts.prompt_id(p) for p in many.values()], chunk_size=3)
     with pytest.raises(Interrupt):
         run(failing)
     with pytest.raises(FileNotFoundError, match="interrupted: rerun"):
@@ -375,6 +375,25 @@ def test_interrupted_encoding_resumes_without_redoing_finished_samples(clip, tmp
     np.testing.assert_array_equal(load_prompt_features(path, list(many), MODEL, PRETRAINED)[0],
                                   load_prompt_features(reference, list(many), MODEL, PRETRAINED)[0])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json", "c.npy", "ref.json", "ref.npy"]
+
+
+def test_rows_of_sibling_caches_are_copied_not_re_encoded(clip, tmp_path):
+    many = {f"S{i:03d}": [f"he is doing action {i} in frame {k}" for k in range(16)] for i in range(12)}
+    xsub = prompts.cache_path(tmp_path, "demo", "xsub", "train", "language", MODEL, PRETRAINED)
+    encode_language({k: many[k] for k in list(many)[:8]}, xsub, clip, MODEL, PRETRAINED)
+    xview = prompts.cache_path(tmp_path, "demo", "xview", "val", "language", MODEL, PRETRAINED)
+    assert prompts.sibling_caches(xview) == [xsub]
+    wanted = {k: many[k] for k in list(many)[4:]}
+    wanted["S005"] = ["he waves"] * 16  # changed prompts are encoded again
+    calls = []
+    ids = [prompts.prompt_id(p) for p in wanted.values()]
+    prompts.encode_cache(xview, list(wanted), lambda k: calls.append(k) or wanted[k], "language", clip, MODEL,
+                         PRETRAINED, ids, reuse=prompts.sibling_caches(xview))
+    assert sorted(calls) == ["S005", "S008", "S009", "S010", "S011"]
+    copied, _ = load_prompt_features(xview, list(wanted), MODEL, PRETRAINED)
+    reference, _ = load_prompt_features(encode_language(wanted, tmp_path / "ref.npy", clip, MODEL, PRETRAINED),
+                                        list(wanted), MODEL, PRETRAINED)
+    np.testing.assert_allclose(copied, reference, atol=1e-3)
 
 
 def test_encoding_again_is_a_no_op_and_changed_prompts_are_re_encoded(clip, released, tmp_path):
