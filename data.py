@@ -35,12 +35,10 @@ and the NTU "denoising" heuristics of CTR-GCN/pyskl (their denoised arrays can b
 from __future__ import annotations
 
 import argparse
-import bisect
 import contextlib
 import dataclasses
 import importlib
 import json
-import math
 import multiprocessing
 import os
 import pickle
@@ -1366,6 +1364,8 @@ class DemoSubject:
     pants: tuple
     skin: tuple
     long_sleeves: bool
+    style: tuple   # personal offsets (degrees) of abduction, flexion, elbow bend whenever an action moves an arm
+    slouch: float  # constant forward lean of the torso (degrees)
 
 
 def demo_subject(seed: int, subject: int) -> DemoSubject:
@@ -1377,7 +1377,8 @@ def demo_subject(seed: int, subject: int) -> DemoSubject:
     skin = tuple(int(c) for c in np.array([224, 172, 140]) * rng.uniform(0.55, 1.05))
     return DemoSubject(lengths, rng.uniform(0.85, 1.15), rng.uniform(0.85, 1.1), ("he", "she")[rng.integers(2)],
                        tuple(int(c) for c in rng.integers(30, 230, 3)), tuple(int(c) for c in rng.integers(20, 140, 3)),
-                       skin, bool(rng.random() < 0.5))
+                       skin, bool(rng.random() < 0.5), tuple(rng.normal(0, [12.0, 12.0, 15.0])),
+                       rng.uniform(0, 12))
 
 
 _DEMO_ARM_BASE = np.array([7.0, 4.0, 12.0])  # arm hanging: abduction, flexion, elbow bend (degrees)
@@ -1540,18 +1541,20 @@ def _demo_motion(action: int, T: int, rng, subject: DemoSubject, speed: float) -
     rest = _DEMO_REST_POSES[rng.choice(len(_DEMO_REST_POSES), p=(0.45, 0.2, 0.15, 0.2))]
     for side in ("arm_l", "arm_r"):
         m[side] += (np.array(rest) + rng.normal(0, 6, 3) - _DEMO_ARM_BASE) * (1 - use[side])[:, None]
+        m[side] += np.array(subject.style) * use[side][:, None]  # everyone waves, claps, punches a bit differently
+    m["torso"][:, 0] += subject.slouch
     # Nuisance that every real recording has: idle drift of every angle, swaying, and sometimes a stray
     # gesture of a free hand (touching the face) that has nothing to do with the action.
     for side in ("arm_l", "arm_r"):
         for k in range(3):
-            m[side][:, k] += _drift(rng, t, 4.0)
+            m[side][:, k] += _drift(rng, t, 6.0)
     for side in ("leg_l", "leg_r"):
         m[side][:, 1] += _drift(rng, t, 1.5)
     for k, amplitude in enumerate((2.0, 2.0, 3.0)):
         m["torso"][:, k] += _drift(rng, t, amplitude)
     m["pelvis"][:, 0] += _drift(rng, t, 0.02)
     m["pelvis"][:, 2] += _drift(rng, t, 0.02)
-    if rng.random() < 0.3:
+    if rng.random() < 0.45:
         arm = free_arm if kind.startswith("wave") else ("arm_l", "arm_r")[rng.integers(2)]
         start = rng.uniform(0.0, 0.6)
         g = _bumps(np.clip((u - start) / rng.uniform(0.25, 0.4), 0, 1), 1)
@@ -1697,8 +1700,8 @@ def generate_demo_sample(name: str, seed: int = 0) -> tuple[str, list[str]]:
                      "state": np.full((T, NUM_JOINTS), 2.0)}
         bodies.insert(int(perform.integers(2)), bystander)
     for body in bodies:  # sensor noise: jitter everywhere, more on hand tips, thumbs and feet
-        body["xyz"] = body["xyz"] + record.normal(0, 0.006, body["xyz"].shape)
-        body["xyz"][:, [15, 19, 21, 22, 23, 24]] += record.normal(0, 0.012, (T, 6, 3))
+        body["xyz"] = body["xyz"] + record.normal(0, 0.01, body["xyz"].shape)
+        body["xyz"][:, [15, 19, 21, 22, 23, 24]] += record.normal(0, 0.02, (T, 6, 3))
     if record.random() < 0.1:  # a tracking glitch: one extremity jumps for a few frames, marked "inferred"
         joints = [(6, 7, 21, 22), (10, 11, 23, 24), (14, 15), (18, 19)][record.integers(4)]
         start, length = int(record.integers(0, T - 6)), int(record.integers(2, 6))
