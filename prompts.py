@@ -944,7 +944,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    args.run(args)
+    try:
+        args.run(args)
+    except (PromptError, WeightsUnavailableError, FileNotFoundError) as err:  # messages say what to do; no traceback
+        raise SystemExit(f"error: {err}") from err
 
 
 if __name__ == "__main__":
