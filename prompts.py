@@ -48,6 +48,7 @@ from tqdm import tqdm
 
 from data import (DATASETS, atomic_path, demo_frame_source, prepare_demo, read_label_pkl, read_skeleton,
                   sample_name, split_dir)
+from distill import pool_prompts  # P1, shared with training's pooling of "none" caches
 
 K_FRAMES = 16  # prompts per sample; the released files hold exactly 16 answers per sample
 
@@ -579,16 +580,6 @@ def class_text_features(class_names: Sequence[str], model_name: str = DEFAULT_CL
 # Feature cache: <prefix>.npy (float16, memory-mapped) + <prefix>.json (header)
 # ---------------------------------------------------------------------------------------------------------------
 
-def pool_prompts(features: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
-    """(P1) features (N, K, D) unit rows -> (N, D) = normalize(mean over K)  [pooling "mean"], or (N, K, D) [none]."""
-    if pooling == "none":
-        return features
-    if pooling != "mean":
-        raise PromptError(f"unknown pooling {pooling!r}; choose from {POOLINGS}")
-    # Reconstruction: average of the K unit vectors, re-normalised; alternative: keep all K ("none").
-    return torch.nn.functional.normalize(features.mean(dim=1), dim=-1)
-
-
 def _model_slug(model_name: str, pretrained: str | None) -> str:
     """'ViT-L-14-336_openai'; a checkpoint path contributes its file stem, no weights 'random'."""
     tag = "random" if not pretrained else Path(pretrained).stem if os.path.sep in pretrained else pretrained
@@ -671,6 +662,8 @@ def encode_cache(path: str | Path, names: Sequence[str], load_prompt: Callable[[
     Work is done in chunks of `chunk_size` samples; after each chunk the rows are flushed and a done mask is saved,
     so a rerun after an interruption continues there. A finished cache with the same header is left as it is.
     """
+    if pooling not in POOLINGS:
+        raise PromptError(f"unknown pooling {pooling!r}; choose from {POOLINGS}")
     path, keys = Path(path), [sample_name(n) for n in names]
     header = dict(format=CACHE_FORMAT, modality=modality, model=model_name, pretrained=pretrained or None,
                   K=K, pooling=pooling, dim=clip.dim, dtype="float16",
@@ -706,7 +699,9 @@ def encode_cache(path: str | Path, names: Sequence[str], load_prompt: Callable[[
             flat = [p for prompt in prompts for p in prompt]
             encoded = (clip.encode_texts(flat, batch_size) if modality == "language"
                        else clip.encode_pixels(torch.stack(flat), batch_size))  # (B * K, D)
-            rows[chunk] = pool_prompts(encoded.view(len(chunk), K, -1), pooling).numpy()  # (B, D) or (B, K, D)
+            features = encoded.view(len(chunk), K, -1)  # (B, K, D) unit rows
+            # (P1) normalize(mean over K of the unit features): the same pooling that training applies to "none" caches
+            rows[chunk] = (features if pooling == "none" else pool_prompts(features, "mean")).numpy()
             rows.flush()
             done[chunk] = True
             _save_mask_atomic(done_file, done)

@@ -30,6 +30,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import prompts  # noqa: E402
+from distill import pool_prompts  # noqa: E402
 from skeleton_gcn import STGCN  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "pkuv2_language_sample.json"
@@ -137,8 +138,8 @@ def main():
             texts = [a for k in batch_keys for a in language[k]]  # B * 16 answers
             crops = [prompts.crop_person(im, box, clip.image_size) for k in batch_keys
                      for im, box in zip(sources[k].read(vision[k]["frames"]), vision[k]["boxes"])]  # B * 16 crops
-            P = [prompts.pool_prompts(clip.encode_texts(texts).view(args.batch, 16, -1)).to(args.device),
-                 prompts.pool_prompts(clip.encode_images(crops).view(args.batch, 16, -1)).to(args.device)]
+            P = [pool_prompts(clip.encode_texts(texts).view(args.batch, 16, -1)).to(args.device),
+                 pool_prompts(clip.encode_images(crops).view(args.batch, 16, -1)).to(args.device)]
             training_step(encoder, head, optimizer, x, P)
 
         cached_step()  # warm-up
