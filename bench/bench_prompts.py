@@ -112,8 +112,9 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         print(f"\n1. encoding throughput (samples/s; one sample = 16 crops or 16 answers), {args.samples} samples")
-        for name, model in ((args.model, clip), (prompts.DEMO_CLIP_MODEL, demo)):
-            rates = encoding_throughput(model, name, few(language), few(vision), sources, workdir)
+        for row, (name, model) in enumerate(((args.model, clip), (prompts.DEMO_CLIP_MODEL, demo))):
+            (workdir / str(row)).mkdir()  # fresh caches per row, also when --model is the demo CLIP
+            rates = encoding_throughput(model, name, few(language), few(vision), sources, workdir / str(row))
             print(f"   {name:<16} vision {rates['vision']:8.2f}   language {rates['language']:8.2f}")
 
         # The caches that the cached training step reads: B samples, both modalities.
