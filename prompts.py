@@ -481,6 +481,9 @@ class Clip:
     tokenizer: Callable
     device: str = "cpu"
 
+    def __iter__(self):  # model, preprocess, tokenizer = load_clip(...)
+        return iter((self.model, self.preprocess, self.tokenizer))
+
     @property
     def image_size(self) -> int:
         size = self.model.visual.image_size
@@ -539,6 +542,7 @@ def load_clip(model_name: str = DEFAULT_CLIP_MODEL, pretrained: str | None = DEF
               device: str = "cpu", cache_dir: str | None = None) -> Clip:
     """A frozen open_clip model in eval mode: any open_clip architecture name with a pretrained tag, a local
     checkpoint path, or None (random weights: tests and benchmarks only). DEMO_CLIP_MODEL is the demo's tiny CLIP.
+    The returned Clip also unpacks as (model, preprocess, tokenizer).
 
     `cache_dir` is where open_clip keeps downloaded weights (default: the Hugging Face cache).
     """

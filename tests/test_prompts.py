@@ -219,6 +219,8 @@ def test_demo_clip_is_deterministic_and_leaves_the_global_rng_alone(clip):
     for a, b in zip(clip.model.state_dict().values(), again.model.state_dict().values()):
         assert torch.equal(a, b)
     assert clip.image_size == 64 and clip.dim == 64
+    model, preprocess, tokenizer = clip
+    assert model is clip.model and preprocess is clip.preprocess and tokenizer is clip.tokenizer
     assert not any(p.requires_grad for p in clip.model.parameters())
 
 
