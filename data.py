@@ -1329,7 +1329,7 @@ DEMO_CLASSES = ("wave right hand", "wave left hand", "raise both arms", "clap ha
                 "kick with right leg", "kick with left leg", "jump up", "bow", "punch with right hand",
                 "walk in place", "lean side to side", "put on a hat", "take off a hat")
 DEMO_SUBJECTS, DEMO_CAMERAS, DEMO_REPLICATIONS = 10, 3, 2
-DEMO_VERSION = 2
+DEMO_VERSION = 3  # bump whenever the generator changes: prepare_demo then regenerates
 DEMO_FRAME_SIZE = (480, 270)  # rendered RGB frames; colorX/colorY stay in 1920x1080 units
 DEMO_FPS = 30
 KINECT_COLOR = (1081.37, 959.5, 539.5)  # focal length and principal point of the 1920x1080 colour camera
@@ -1830,6 +1830,8 @@ def prepare_demo(data_root="datasets", seed: int = 0, workers: int | None = None
     raw = root / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     names = demo_names()
+    for stale in set(p.stem for p in raw.glob("*.skeleton")) - set(names):  # from an older demo version
+        (raw / f"{stale}.skeleton").unlink()
     answers = dict(parallel_map(_write_demo_task, [(raw, seed, n) for n in names], workers,
                                 "generate demo", unit="sample"))
     with atomic_path(root / "demo_language.json") as tmp:
