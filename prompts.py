@@ -834,7 +834,7 @@ def _add_split_args(p: argparse.ArgumentParser, parts: bool = True) -> None:
     p.add_argument("--dataset", required=True, help="ntu60, ntu120, pku1, pku2 or demo")
     p.add_argument("--split", required=True, help="benchmark, e.g. xsub, xview, xset")
     if parts:
-        p.add_argument("--parts", nargs="+", default=list(PART_NAMES), choices=PART_NAMES)
+        p.add_argument("--parts", "--part", nargs="+", default=list(PART_NAMES), choices=PART_NAMES)
 
 
 def _frame_opener(args) -> Callable[[str], object]:
@@ -921,8 +921,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("encode", help="encode prompts with the frozen CLIP into the feature caches training reads")
     _add_split_args(p)
-    p.add_argument("--modalities", nargs="+", default=list(MODALITIES), choices=MODALITIES)
-    p.add_argument("--model", default=DEFAULT_CLIP_MODEL, help="open_clip architecture name")
+    p.add_argument("--modalities", "--modality", nargs="+", default=list(MODALITIES), choices=MODALITIES)
+    p.add_argument("--model", "--clip-model", default=DEFAULT_CLIP_MODEL, help="open_clip architecture name")
     p.add_argument("--pretrained", type=_pretrained_arg, default=DEFAULT_CLIP_PRETRAINED,
                    help="open_clip pretrained tag or local checkpoint path ('none' = random weights)")
     p.add_argument("--clip-cache-dir", default=None, help="where open_clip stores downloaded weights")

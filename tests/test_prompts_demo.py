@@ -67,8 +67,8 @@ def test_cli_import_then_encode_makes_the_cache_training_reads(demo_root, few_sa
     prompts.main(["import", str(answers), "--data-root", str(demo_root), "--dataset", "demo", "--split", "xview"])
     extra = len(data.demo_names()) - SAMPLES_PER_PART
     assert f"{SAMPLES_PER_PART} matched, 0 missing, {extra} extra (ignored)" in capsys.readouterr().out
-    prompts.main(["encode", "--data-root", str(demo_root), "--dataset", "demo", "--split", "xview", "--parts", "val",
-                  "--modalities", "language", "--model", prompts.DEMO_CLIP_MODEL, "--pretrained", "none"])
+    prompts.main(["encode", "--data-root", str(demo_root), "--dataset", "demo", "--split", "xview", "--part", "val",
+                  "--modality", "language", "--clip-model", prompts.DEMO_CLIP_MODEL, "--pretrained", "none"])
     path = prompts.cache_path(demo_root, "demo", "xview", "val", "language", prompts.DEMO_CLIP_MODEL, None)
     names = few_samples(demo_root, "demo", "xview", "val")
     features, _ = prompts.load_prompt_features(path, names, prompts.DEMO_CLIP_MODEL, None)
