@@ -575,9 +575,10 @@ def load_clip(model_name: str = DEFAULT_CLIP_MODEL, pretrained: str | None = DEF
 def class_text_features(class_names: Sequence[str], model_name: str = DEFAULT_CLIP_MODEL,
                         pretrained: str | None = DEFAULT_CLIP_PRETRAINED, device: str = "cpu",
                         template: str = CLASS_TEMPLATE, clip: Clip | None = None) -> torch.Tensor:
-    """(P2) w_c = normalize(E_text(template.format(class name))): (C, D) unit rows, for zero-shot evaluation."""
+    """(P2) w_c = normalize(E_text(template.format(class name))): (C, D) unit rows on `device`, for zero-shot
+    evaluation."""
     clip = clip or load_clip(model_name, pretrained, device)
-    return clip.encode_texts([template.format(name) for name in class_names])
+    return clip.encode_texts([template.format(name) for name in class_names]).to(device)
 
 
 # ---------------------------------------------------------------------------------------------------------------
