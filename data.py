@@ -1126,6 +1126,8 @@ def convert_existing(path, dataset: str, split=None, fmt=None, data_root="datase
 
 def _install_rows(existing: ExistingPart, target: Path, copy: bool, chunk: int) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists() and existing.source.resolve() == target.resolve():
+        return  # already in place (convert run on a split folder of this project)
     if existing.linkable and not copy and existing.source.resolve() != target.resolve():
         with atomic_path(target) as tmp:
             os.symlink(existing.source.resolve(), tmp)
