@@ -353,6 +353,7 @@ def read_pku_skeleton(path) -> np.ndarray:
                     float(field)
                 except ValueError:
                     raise SkeletonFormatError(path, i + 1, f"non-numeric value {field!r}") from None
+        raise SkeletonFormatError(path, 1, "unreadable skeleton values")
     finite = np.isfinite(values).all(axis=1)
     if not finite.all():
         raise SkeletonFormatError(path, int(np.argmin(finite)) + 1, "non-finite joint value")
@@ -1952,7 +1953,8 @@ def _info(data_root, datasets) -> None:
             for part in PARTS:
                 label_path = folder / f"{part}_label.pkl"
                 if not label_path.is_file():
-                    print(f"{dataset:7s} {split:5s} {part:5s}  missing  ({_make_command(data_root, dataset, split)})")
+                    print(f"{dataset:7s} {split:5s} {part:5s}  missing: "
+                          f"{_make_command(data_root, dataset, split).splitlines()[0]}")
                     continue
                 names, labels = read_label_pkl(label_path)
                 arrays = sorted(p.name for p in folder.glob(f"{part}_data*.npy"))
