@@ -1,0 +1,352 @@
+"""evaluate.py: every protocol on a tiny set whose right answer is known, the encoder loader, the command line."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import data
+import evaluate
+from distill import ProjectionHead
+from prompts import DEMO_CLIP_MODEL
+from skeleton_gcn import STGCN, CheckpointMismatchError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def clustered_features(num_class=5, per_class=20, dim=256, noise=0.05, seed=0):
+    """Features on num_class orthogonal directions plus small noise: perfectly separable, cosine and linearly."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(num_class).repeat_interleave(per_class)  # (N,)
+    feats = 2.0 * F.one_hot(labels, dim).float() + noise * torch.randn(len(labels), dim, generator=g)  # (N, dim)
+    return feats, labels
+
+
+def shuffled(labels, seed=1):
+    return labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))]
+
+
+class TensorSkeletons(torch.utils.data.Dataset):
+    """A split in memory: items (x (3, T, 25, 2), label, index), `labels` like SkeletonDataset."""
+
+    def __init__(self, x, labels):
+        self.x, self.labels = x, np.asarray(labels)
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], int(self.labels[i]), i
+
+
+def skeletons(n, num_class, frames=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return TensorSkeletons(torch.randn(n, 3, frames, 25, 2, generator=g), np.arange(n) % num_class)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Linear evaluation (E1)
+# ----------------------------------------------------------------------------------------------------------------
+
+def test_linear_evaluation_of_separable_features_is_100_percent_with_last_and_best_of_every_5_epochs():
+    train, train_y = clustered_features(seed=0)
+    test, test_y = clustered_features(seed=1)
+    result = evaluate.linear_evaluation(train, train_y, test, test_y, num_class=5)
+    assert result["top1"] == result["top1_best"] == result["top5"] == 100.0
+    assert [e for e, _ in result["history"]] == list(range(5, 101, 5))
+    assert result["top1"] == result["history"][-1][1]  # last epoch
+    assert result["top1_best"] == max(acc for _, acc in result["history"])
+    assert torch.equal(result["predictions"], test_y)
+
+
+def test_linear_evaluation_on_shuffled_labels_is_near_chance():
+    train, train_y = clustered_features(num_class=10, per_class=30, seed=0)
+    test, test_y = clustered_features(num_class=10, per_class=30, seed=1)
+    result = evaluate.linear_evaluation(train, shuffled(train_y), test, test_y, num_class=10, epochs=20,
+                                        milestones=(16,))
+    assert result["top1"] < 25.0  # chance is 10 %
+
+
+def test_linear_evaluation_is_seeded_and_leaves_the_global_random_state_alone():
+    train, train_y = clustered_features(noise=1.0, seed=0)
+    test, test_y = clustered_features(noise=1.0, seed=1)
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    runs = [evaluate.linear_evaluation(train, train_y, test, test_y, 5, epochs=10, milestones=(8,), seed=3)
+            for _ in range(2)]
+    assert torch.rand(1) == before
+    assert runs[0]["history"] == runs[1]["history"] and torch.equal(runs[0]["predictions"], runs[1]["predictions"])
+    other = evaluate.linear_evaluation(train, train_y, test, test_y, 5, epochs=10, milestones=(8,), seed=4)
+    assert other["history"] != runs[0]["history"]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# kNN (E2)
+# ----------------------------------------------------------------------------------------------------------------
+
+def test_knn_of_separable_features_is_100_percent_for_k_1_10_20():
+    train, train_y = clustered_features(seed=0)
+    test, test_y = clustered_features(seed=1)
+    assert evaluate.knn_evaluation(train, train_y, test, test_y) == {
+        "knn_top1_k1": 100.0, "knn_top1_k10": 100.0, "knn_top1_k20": 100.0}
+
+
+def test_knn_on_shuffled_labels_is_near_chance():
+    train, train_y = clustered_features(num_class=10, per_class=30, seed=0)
+    test, test_y = clustered_features(num_class=10, per_class=30, seed=1)
+    result = evaluate.knn_evaluation(train, shuffled(train_y), test, test_y)
+    assert all(acc < 25.0 for acc in result.values())  # chance is 10 %
+
+
+def test_knn_votes_are_weighted_by_exp_similarity_over_tau():
+    # One very close neighbour of class 0 outvotes two distant ones of class 1 (a majority vote would not).
+    train = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.6, -0.8]])
+    train_y = torch.tensor([0, 1, 1])
+    test, test_y = torch.tensor([[1.0, 0.01]]), torch.tensor([0])
+    assert evaluate.knn_evaluation(train, train_y, test, test_y, ks=(1, 3)) == {"knn_top1_k1": 100.0,
+                                                                                "knn_top1_k3": 100.0}
+    # With equal similarities the vote is a plain count: two of class 1 beat one of class 0.
+    train = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    assert evaluate.knn_evaluation(train, train_y, test, torch.tensor([1]), ks=(3,))["knn_top1_k3"] == 100.0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Semi-supervised
+# ----------------------------------------------------------------------------------------------------------------
+
+def test_semi_supervised_subsets_are_class_balanced_at_least_one_per_class_and_seeded():
+    labels = np.repeat(np.arange(6), [300, 200, 100, 40, 7, 1])
+    for fraction in (0.01, 0.1):
+        subset = evaluate.class_balanced_subset(labels, fraction, seed=0)
+        counts = np.bincount(labels[subset], minlength=6)
+        expected = [max(1, round(fraction * n)) for n in (300, 200, 100, 40, 7, 1)]
+        assert counts.tolist() == expected
+        assert len(np.unique(subset)) == len(subset) and np.all(np.diff(subset) > 0)
+        assert np.array_equal(subset, evaluate.class_balanced_subset(labels, fraction, seed=0))
+        assert not np.array_equal(subset, evaluate.class_balanced_subset(labels, fraction, seed=1))
+    # PKU-MMD II uses 41 of its 51 ids: absent classes get no labels and cause no error.
+    assert set(labels[evaluate.class_balanced_subset(labels, 0.1, 0)]) == set(range(6))
+
+
+def test_semi_supervised_fine_tunes_encoder_end_to_end_and_reports_mean_and_spread_over_seeds():
+    torch.manual_seed(0)
+    encoder = STGCN(size="quarter")
+    train, test = skeletons(12, 3, seed=0), skeletons(6, 3, seed=1)
+    indices = evaluate.class_balanced_subset(train.labels, 0.5, seed=0)
+    top1, model = evaluate.fine_tune(encoder.state_dict(), "quarter", train, test, 3, indices, epochs=1)
+    assert 0.0 <= top1 <= 100.0
+    moved = [name for name, p in model.encoder.named_parameters()
+             if not torch.equal(p.detach(), encoder.state_dict()[name])]
+    assert "st_gcn_networks.0.gcn.conv.weight" in moved and "st_gcn_networks.9.tcn.2.weight" in moved
+
+    result = evaluate.semi_supervised(encoder.state_dict(), "quarter", train, test, 3, fractions=(0.5,),
+                                      seeds=(0, 1), epochs=1)
+    runs = result["semi_50%"]["runs"]
+    assert [r["seed"] for r in runs] == [0, 1] and all(r["num_labels"] == 6 for r in runs)
+    accuracies = [r["top1"] for r in runs]
+    assert result["semi_50%"]["mean"] == pytest.approx(np.mean(accuracies))
+    assert result["semi_50%"]["std"] == pytest.approx(np.std(accuracies, ddof=1))
+    assert evaluate._fraction_key(0.01) == "semi_1%" and evaluate._fraction_key(0.1) == "semi_10%"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Zero-shot (E3)
+# ----------------------------------------------------------------------------------------------------------------
+
+def test_zero_shot_with_text_features_equal_to_class_prototypes_is_100_percent():
+    g = torch.Generator().manual_seed(0)
+    text = F.normalize(torch.randn(8, 64, generator=g), dim=1)  # (C, D) class prototypes
+    labels = torch.arange(8).repeat(5)
+    Z_l = F.normalize(text[labels] + 0.05 * torch.randn(len(labels), 64, generator=g), dim=1)  # (N, D)
+    result = evaluate.zero_shot(Z_l, text, labels)
+    assert result["zero_shot_top1"] == result["zero_shot_top5"] == result["retrieval_t2s_mAP"] == 100.0
+    assert result["retrieval_R@1"] == result["zero_shot_top1"] and result["retrieval_R@5"] == 100.0
+    assert torch.equal(result["predictions"], labels)
+
+    chance = evaluate.zero_shot(Z_l, text, shuffled(labels))
+    assert chance["zero_shot_top1"] < 40.0 and chance["retrieval_t2s_mAP"] < 50.0
+
+
+def test_average_precision_matches_the_definition():
+    scores = torch.tensor([[0.9, 0.8, 0.7, 0.6]])
+    relevant = torch.tensor([[True, False, True, False]])
+    assert evaluate.average_precision(scores, relevant).item() == pytest.approx((1 / 1 + 2 / 3) / 2)
+
+
+def test_clip_embeddings_apply_the_language_head_and_normalise():
+    torch.manual_seed(0)
+    head = ProjectionHead(256, 32, 16).eval()
+    heads = {"language": head.state_dict(), "hidden": 32, "dim": 16}
+    feats = torch.randn(4, 256)
+    Z_l = evaluate.clip_embeddings(feats, heads, "language")
+    assert torch.allclose(Z_l, F.normalize(head(feats), dim=1), atol=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Per-class accuracy and pictures
+# ----------------------------------------------------------------------------------------------------------------
+
+def test_per_class_accuracy_counts_each_class_and_marks_absent_classes_nan():
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 3])
+    predictions = torch.tensor([0, 0, 0, 1, 1, 0, 3])
+    accuracy = evaluate.per_class_accuracy(predictions, labels, 4)
+    assert accuracy[0] == 75.0 and accuracy[1] == 50.0 and math.isnan(accuracy[2]) and accuracy[3] == 100.0
+    assert evaluate.confusion_matrix(predictions, labels, 4)[0].tolist() == [3, 1, 0, 0]
+
+
+def test_confusion_and_embedding_pngs_are_written(tmp_path):
+    feats, labels = clustered_features(num_class=4, per_class=10)
+    names = ["a", "b", "c", "d"]
+    for path in (evaluate.plot_confusion(labels, labels, names, tmp_path / "confusion.png"),
+                 evaluate.plot_embedding(feats, labels, names, tmp_path / "embedding.png")):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["confusion.png", "embedding.png"]  # no temp files left
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The encoder
+# ----------------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("size", ["quarter", "standard"])
+def test_build_encoder_detects_the_size_and_loads_the_weights_exactly(tmp_path, size):
+    torch.manual_seed(0)
+    reference = STGCN(size=size)
+    torch.save(reference.state_dict(), tmp_path / "encoder.pt")
+    encoder = evaluate.build_encoder(tmp_path / "encoder.pt")
+    assert encoder.size == size and encoder.fcn is None
+    state = encoder.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in reference.state_dict().items())
+
+
+def test_build_encoder_accepts_a_published_stgcn_classifier_and_uses_its_features():
+    torch.manual_seed(0)
+    classifier = STGCN(num_class=60).eval()
+    encoder = evaluate.build_encoder({"state_dict": {f"module.{k}": v for k, v in classifier.state_dict().items()}})
+    x = torch.randn(2, 3, 8, 25, 2)
+    with torch.no_grad():
+        assert torch.allclose(encoder.eval()(x), classifier.features(x), atol=1e-6)
+
+
+def test_build_encoder_accepts_an_aimclr_checkpoint_with_encoder_q_and_its_projection():
+    torch.manual_seed(0)
+    reference = STGCN(size="quarter")
+    state = {f"encoder_q.{k}": v for k, v in reference.state_dict().items()}
+    state.update({"encoder_q.fc.0.weight": torch.zeros(256, 256), "queue": torch.zeros(128, 10),
+                  "encoder_k.data_bn.weight": torch.zeros(75)})
+    encoder = evaluate.build_encoder(state)
+    assert encoder.size == "quarter"
+    assert torch.equal(encoder.state_dict()["data_bn.weight"], reference.state_dict()["data_bn.weight"])
+
+
+def test_build_encoder_rejects_mismatching_checkpoints_naming_the_keys():
+    state = STGCN(size="quarter").state_dict()
+    with pytest.raises(CheckpointMismatchError, match=r"st_gcn_networks.0.gcn.conv.weight \(48, 3, 1, 1\)"):
+        evaluate.build_encoder(state, size="standard")
+    broken = dict(state)
+    del broken["edge_importance.3"]
+    broken["head.weight"] = torch.zeros(1)
+    with pytest.raises(CheckpointMismatchError, match=r"missing keys: edge_importance.3(.|\n)*unexpected keys: "
+                                                      r"head.weight"):
+        evaluate.build_encoder(broken)
+    odd = dict(state, **{"st_gcn_networks.0.gcn.conv.weight": torch.zeros(99, 3, 1, 1)})
+    with pytest.raises(CheckpointMismatchError, match="st_gcn_networks.0.gcn.conv.weight has 99 rows"):
+        evaluate.build_encoder(odd)
+
+
+def test_a_missing_encoder_names_the_train_py_command(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python train.py"):
+        evaluate.build_encoder(tmp_path / "run" / "encoder.pt")
+
+
+def test_features_are_computed_in_eval_mode_so_the_batch_size_does_not_change_them():
+    torch.manual_seed(0)
+    encoder = STGCN(size="quarter").train()
+    dataset = skeletons(7, 3)
+    feats_3, labels = evaluate.extract_features(encoder, dataset, batch_size=3)
+    feats_7, _ = evaluate.extract_features(encoder, dataset, batch_size=7)
+    assert feats_3.shape == (7, 256) and torch.allclose(feats_3, feats_7, atol=1e-5)
+    assert labels.tolist() == dataset.labels.tolist() and encoder.training  # mode restored
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------------------------
+
+def write_tiny_split(data_root, dataset="demo", split="xsub", per_class=2, frames=20):
+    """A demo-like split in the ST-GCN layout (written with data.py's writers): per_class samples per class."""
+    C = data.num_classes(dataset)
+    folder = data.split_dir(data_root, dataset, split)
+    rng = np.random.default_rng(0)
+    for part in data.PARTS:
+        labels = np.repeat(np.arange(C), per_class)
+        names = [f"S001C001P{1 + i:03d}R001A{1 + y:03d}" for i, y in enumerate(labels)]
+        x = rng.normal(size=(len(labels), 3, frames, 25, 2)).astype(np.float32)  # (N, 3, T, 25, M)
+        x[:, :, :, :, 0] += labels[:, None, None, None] * 0.3
+        with data.NpyRowWriter(folder / f"{part}_data.npy", x.shape) as writer:
+            writer.write_rows(x)
+        data.write_labels(folder / f"{part}_label.pkl", names, labels)
+    return data_root
+
+
+@pytest.fixture(scope="module")
+def pretrained_run(tmp_path_factory):
+    """A fake train.py run on NTU-60 xsub: quarter encoder.pt and heads.pt with a demo-CLIP language head."""
+    run = tmp_path_factory.mktemp("run")
+    torch.manual_seed(0)
+    torch.save(STGCN(size="quarter").state_dict(), run / "encoder.pt")
+    torch.save({"vision": None, "language": ProjectionHead(256, 32, 64).state_dict(), "dim": 64, "hidden": 32,
+                "clip_model": DEMO_CLIP_MODEL, "pretrained": None, "logit_scale": 14.3, "dataset": "ntu60",
+                "split": "xsub", "frames": 8, "normalization": "aimclr", "size": "quarter"}, run / "heads.pt")
+    return run
+
+
+def test_cli_on_a_tiny_split_writes_metrics_per_class_accuracy_confusion_and_embedding(tmp_path, pretrained_run):
+    root = write_tiny_split(tmp_path / "datasets")
+    out = tmp_path / "eval"
+    result = subprocess.run(
+        [sys.executable, "evaluate.py", "--encoder", str(pretrained_run / "encoder.pt"), "--dataset", "demo",
+         "--data-root", str(root), "--out", str(out), "--protocols", "linear,knn,semi,zeroshot", "--device", "cpu",
+         "--linear-epochs", "5", "--semi-fractions", "0.5", "--semi-seeds", "0", "--semi-epochs", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"outputs in {out}" in result.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    C = data.num_classes("demo")
+    assert metrics["source"] == "ntu60/xsub" and metrics["target"] == "demo/xsub" and metrics["transfer"] is True
+    assert metrics["frames"] == 8 and metrics["size"] == "quarter"  # from heads.pt and the checkpoint
+    for key in ("linear_top1", "linear_top1_best", "linear_top5", "knn_top1_k1", "knn_top1_k10", "knn_top1_k20",
+                "zero_shot_top1", "zero_shot_top5", "retrieval_R@1", "retrieval_R@5", "retrieval_t2s_mAP"):
+        assert 0.0 <= metrics[key] <= 100.0, key
+    assert [e for e, _ in metrics["linear_history"]] == [5]
+    assert list(metrics["linear_per_class"]) == data.class_names("demo") == list(metrics["zero_shot_per_class"])
+    assert [r["num_labels"] for r in metrics["semi_50%"]["runs"]] == [C]
+    assert metrics["zero_shot_head"] == "language"
+    for png in ("confusion_linear.png", "confusion_zero_shot.png", "embedding.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--protocols", "linear,transfer"], "unknown 'transfer'"),
+    (["--dataset", "ntu60", "--split", "xset"], "ntu60 has splits xsub, xview"),
+    (["--knn-k", "0,10"], "values must be >= 1"),
+    (["--semi-fractions", "0.01,x"], "comma-separated list"),
+    (["--linear-epochs", "0"], "must be > 0"),
+])
+def test_cli_bad_flags_are_argparse_errors(capsys, flags, message):
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(["--encoder", "encoder.pt"] + flags)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_cli_missing_inputs_name_the_commands_that_make_them(tmp_path, pretrained_run):
+    with pytest.raises(SystemExit, match="python train.py"):
+        evaluate.main(["--encoder", str(tmp_path / "encoder.pt"), "--data-root", str(tmp_path)])
+    with pytest.raises(SystemExit, match=f"python data.py demo --data-root {tmp_path}"):
+        evaluate.main(["--encoder", str(pretrained_run / "encoder.pt"), "--data-root", str(tmp_path),
+                       "--out", str(tmp_path / "eval")])
