@@ -74,10 +74,22 @@ class DistillConfig:
         return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
 
 
+DISTILL_HELP = {
+    "beta": "M4: weight of the soft self-similarity targets against the hard label I",
+    "alpha_T": "M6: final weight alpha_T of the inter-modal targets",
+    "alpha_schedule": "M6: linear (alpha_e = alpha_T e / E) or constant (alpha_T from epoch 1)",
+    "inter": "M9: inter-modal targets: cycle through the other prompt modality, self (teacher's own prediction), off",
+    "tau_t": "M2, M3, M7: temperature of the soft targets",
+    "lambda_v": "M12: weight of the vision branch",
+    "lambda_l": "M12: weight of the language branch",
+}
+
+
 def add_distill_arguments(parser):
     """Add one --flag per DistillConfig field (same name, same default) to an argparse parser."""
     for f in fields(DistillConfig):
-        parser.add_argument(f"--{f.name}", type=type(f.default), default=f.default, choices=CHOICES.get(f.name))
+        parser.add_argument(f"--{f.name}", type=type(f.default), default=f.default, choices=CHOICES.get(f.name),
+                            help=f"{DISTILL_HELP[f.name]} (default {f.default})")
     return parser
 
 
