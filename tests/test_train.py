@@ -1,0 +1,228 @@
+"""train.py end to end on a tiny split: outputs, exact resume after SIGKILL, 2 processes = 1 process, messages."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import data
+import prompts
+import train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--size", "quarter", "--frames", "16", "--batch-size", "8", "--epochs", "3", "--linear-epochs", "5",
+        "--monitor-every", "1", "--lr", "0.01", "--workers", "0"]
+
+
+def write_tiny_demo_split(root, n_train=24, n_val=12, seed=0):
+    """A tiny 'demo' split in the ST-GCN layout with language and vision prompt caches of the demo CLIP."""
+    rng = np.random.default_rng(seed)
+    names = data.demo_names()
+    folder = data.split_dir(root, "demo", "xsub")
+    folder.mkdir(parents=True)
+    for part, n, offset in (("train", n_train, 0), ("val", n_val, n_train)):
+        part_names = sorted(names[offset:offset + n])
+        labels = [data.parse_ntu_name(name).action - 1 for name in part_names]
+        x = np.zeros((n, 3, 300, 25, 2), dtype=np.float32)
+        for i, label in enumerate(labels):  # a class-dependent motion, so that there is something to learn
+            t = np.linspace(0, 2 * np.pi, 40)
+            for person in range(2):
+                x[i, :, :40, :, person] = (rng.normal(0, 0.3, (3, 1, 25)) + rng.normal(0, 0.05, (3, 40, 25))
+                                           + np.sin((label + 1) * t + person)[None, :, None] * 0.3)
+        np.save(folder / f"{part}_data.npy", x)
+        data.write_labels(folder / f"{part}_label.pkl", [f"{name}.skeleton" for name in part_names], labels)
+    clip = prompts.load_clip(prompts.DEMO_CLIP_MODEL, None)
+    train_names = [data.sample_name(n) for n in prompts.split_names(root, "demo", "xsub", "train")]
+    answers = {name: [f"the person is doing action {data.parse_ntu_name(name).action}"] * 16 for name in train_names}
+    prompts.encode_language(answers, prompts.cache_path(root, "demo", "xsub", "train", "language",
+                                                        prompts.DEMO_CLIP_MODEL, None),
+                            clip, prompts.DEMO_CLIP_MODEL, None)
+    pixels = {name: torch.rand(16, 3, clip.image_size, clip.image_size, generator=torch.Generator().manual_seed(i))
+              for i, name in enumerate(train_names)}
+    prompts.encode_cache(prompts.cache_path(root, "demo", "xsub", "train", "vision", prompts.DEMO_CLIP_MODEL, None),
+                         train_names, lambda key: list(pixels[key]), "vision", clip, prompts.DEMO_CLIP_MODEL, None,
+                         train_names)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    return write_tiny_demo_split(tmp_path_factory.mktemp("tiny"))
+
+
+def run_train(args, **kwargs):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], capture_output=True, text=True,
+                          env=env, cwd=ROOT, **kwargs)
+
+
+def epoch_records(run):
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k != "samples_per_s"} for r in records]
+
+
+@pytest.fixture(scope="module")
+def full_run(tiny_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "full"
+    result = run_train(["--data-root", str(tiny_root), "--out", str(out), *TINY])
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result
+
+
+def test_end_to_end_writes_every_output(full_run):
+    out, result = full_run
+    for name in ("config.json", "metrics.jsonl", "metrics.json", "encoder.pt", "heads.pt", "checkpoint_last.pt",
+                 "checkpoint_best.pt", "curves.png", "alpha_schedule.png", "soft_targets.png", "embedding.png",
+                 "confusion_linear.png", "confusion_zero_shot.png", "random_init_encoder.pt"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    config = json.loads((out / "config.json").read_text())
+    assert config["train"]["seed"] == 0 and config["distill"]["beta"] == 0.5
+    assert config["environment"]["torch"] == torch.__version__
+    assert set(config["modalities"]) == {"vision", "language"}
+    records = epoch_records(out)
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert [round(r["alpha_e"], 6) for r in records] == [round(0.5 * e / 3, 6) for e in (1, 2, 3)]  # M6
+    for r in records:
+        assert {"loss", "loss_vision", "loss_language", "logit_scale", "lr", "knn_top1"} <= set(r)
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("linear_top1", "linear_top1_best", "random_init_linear_top1", "knn_top1_k1", "knn_top1_k20",
+                "random_init_knn_top1_k20", "zero_shot_top1", "linear_per_class", "zero_shot_per_class"):
+        assert key in metrics, key
+    assert 0.0 <= metrics["linear_top1"] <= metrics["linear_top1_best"] <= 100.0
+    assert "linear evaluation on demo xsub" in result.stdout and str(out) in result.stdout
+
+
+def test_encoder_checkpoint_loads_strictly_in_skeleton_gcn(full_run):
+    from skeleton_gcn import STGCN, load_checkpoint
+    out, _ = full_run
+    load_checkpoint(STGCN(size="quarter"), out / "encoder.pt")
+    heads = torch.load(out / "heads.pt", weights_only=True)
+    assert heads["size"] == "quarter" and heads["clip_model"] == prompts.DEMO_CLIP_MODEL
+
+
+def test_evaluate_cli_runs_on_the_trained_encoder(full_run, tiny_root):
+    out, _ = full_run
+    result = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), "--encoder", str(out / "encoder.pt"),
+                             "--dataset", "demo", "--split", "xsub", "--data-root", str(tiny_root),
+                             "--frames", "16", "--protocols", "linear,knn,zeroshot", "--linear-epochs", "5",
+                             "--out", str(out / "eval")], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "eval" / "metrics.json").read_text())
+    assert "linear_top1" in json.dumps(metrics)
+
+
+def test_resume_after_sigkill_ends_with_the_same_weights_and_metrics(full_run, tiny_root, tmp_path):
+    reference, _ = full_run
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "--data-root", str(tiny_root),
+                                "--out", str(out), *TINY], env=env, cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (out / "checkpoint_last.pt").is_file() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)  # mid-way through epoch 2
+    process.wait()
+    assert (out / "checkpoint_last.pt").is_file()
+    assert not (out / "encoder.pt").exists(), "the run finished before it could be killed"
+    result = run_train(["--resume", str(out)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in ("encoder.pt", "heads.pt"):
+        a, b = torch.load(reference / name, weights_only=True), torch.load(out / name, weights_only=True)
+        state_a = a if name == "encoder.pt" else a["language"]
+        state_b = b if name == "encoder.pt" else b["language"]
+        for key in state_a:
+            assert torch.equal(state_a[key], state_b[key]), f"{name}: {key}"
+    assert epoch_records(out) == epoch_records(reference)
+    metrics_a = json.loads((reference / "metrics.json").read_text())
+    metrics_b = json.loads((out / "metrics.json").read_text())
+    assert metrics_a["linear_top1"] == metrics_b["linear_top1"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pretrain_process(rank, world, port, root, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    config, distill_config = train.parse_args(["--data-root", root, "--out", out, "--size", "quarter",
+                                               "--frames", "16", "--batch-size", "8", "--epochs", "1",
+                                               "--max-steps", "1", "--optimizer", "sgd", "--monitor-every", "0",
+                                               "--lr", "0.1", "--device", "cpu"])
+    try:
+        train.pretrain(config, distill_config)
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def test_two_gloo_processes_train_like_one_process_on_the_global_batch(tiny_root, tmp_path):
+    """One optimiser step on a global batch of 8: 2 processes x 4 samples (DDP, the loss over the global batch,
+    BatchNorm over the global batch) give the weights of 1 process x 8 samples. One step, because ST-GCN's small
+    BatchNorm variances amplify float rounding over further steps (and SGD, because Adam would turn the rounding
+    of the zero gradients of biases before BatchNorm into steps of +-lr)."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    torch.multiprocessing.spawn(_pretrain_process, args=(1, free_port(), str(tiny_root), str(one)), nprocs=1)
+    torch.multiprocessing.spawn(_pretrain_process, args=(2, free_port(), str(tiny_root), str(two)), nprocs=2)
+    state_one = torch.load(one / "checkpoint_last.pt", weights_only=False)
+    state_two = torch.load(two / "checkpoint_last.pt", weights_only=False)
+    torch.manual_seed(0)
+    initial = train.C2VLModel("quarter", state_one["model"]["heads.language.net.3.weight"].shape[0],
+                              ("vision", "language")).state_dict()
+    moved = 0
+    for key, value in state_one["model"].items():
+        if value.is_floating_point() and "running" not in key:
+            step_one, step_two = value - initial[key], state_two["model"][key] - initial[key]
+            # Equal updates up to float rounding (BatchNorm of low-variance joints amplifies it to ~1e-5).
+            assert (step_two - step_one).norm() <= 1e-3 * step_one.norm() + 1e-6, key
+            moved += int(step_one.norm() > 0)
+    assert moved > 100  # the step did change the weights
+    torch.testing.assert_close(state_two["loss_fn"]["log_logit_scale"], state_one["loss_fn"]["log_logit_scale"])
+    assert state_two["history"][0]["loss"] == pytest.approx(state_one["history"][0]["loss"], rel=1e-6)
+
+
+def test_missing_dataset_names_the_command_that_makes_it(tmp_path):
+    result = run_train(["--dataset", "ntu60", "--split", "xsub", "--data-root", str(tmp_path)])
+    assert result.returncode == 2
+    assert "python data.py ntu" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_prompt_cache_names_the_command_that_makes_it(tiny_root, tmp_path):
+    folder = data.split_dir(tmp_path, "demo", "xview")
+    folder.mkdir(parents=True)
+    source = data.split_dir(tiny_root, "demo", "xsub")
+    for name in ("train_data.npy", "train_label.pkl", "val_data.npy", "val_label.pkl"):
+        (folder / name).symlink_to(source / name)
+    config, distill_config = train.parse_args(["--data-root", str(tmp_path), "--split", "xview",
+                                               "--modalities", "language", "--out", str(tmp_path / "run")])
+    with pytest.raises(FileNotFoundError, match="python prompts.py encode --dataset demo --split xview"):
+        train.load_prompt_caches(config, ["S001C001P001R001A001"], ("language",))
+
+
+def test_bad_flags_are_explained():
+    for args, message in ((["--dataset", "ntu61"], "--dataset must be one of"),
+                          (["--dataset", "ntu60", "--split", "xset"], "--split for ntu60 must be one of"),
+                          (["--size", "huge"], "--size must be one of"),
+                          (["--inter", "sideways"], "invalid choice"),
+                          (["--epochs", "0"], "--epochs must be >= 1")):
+        result = run_train(args)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr[-500:])
+
+
+def test_presets_fill_only_what_the_user_left_empty():
+    config, _ = train.parse_args(["--dataset", "ntu60", "--lr", "0.05"])
+    assert (config.size, config.epochs, config.batch_size, config.lr) == ("standard", 300, 128, 0.05)
+    assert config.clip_model == "ViT-L-14-336" and config.pretrained == "openai"
+    demo, _ = train.parse_args([])
+    assert demo.size == "quarter" and demo.baseline and demo.clip_model == prompts.DEMO_CLIP_MODEL

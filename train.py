@@ -1,0 +1,633 @@
+"""C2VL pretraining, then skeleton-only linear evaluation: the whole paper in one command (METHOD.md §1, §9).
+
+    python train.py                                 # the demo: data, prompts, pretraining, evaluation (CPU, minutes)
+    python train.py --dataset ntu60 --split xsub    # the real benchmark (prepare it with data.py and prompts.py)
+    torchrun --nproc_per_node=4 train.py --dataset ntu120 --split xset
+
+Pretraining (M1-M12): the skeleton encoder f (ST-GCN, skeleton_gcn.py) and the heads g_v, g_l (distill.py) are
+trained so that Z_m = normalize(g_m(f(X))) matches the frozen CLIP features of the vision / language knowledge
+prompts of the same clips (prompts.py), with the progressive soft targets of soft_targets.py / distill.py.
+Then f is frozen and evaluated on skeletons alone (evaluate.py): linear evaluation, kNN, and, because the
+skeletons now live in CLIP's space, zero-shot classification against CLIP text features of the class names.
+
+Not here: the maths of the targets and loss (soft_targets.py, distill.py), the data (data.py), the prompt features
+(prompts.py), the evaluation protocols (evaluate.py).
+"""
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from tqdm import tqdm
+
+import data
+import distill
+import evaluate
+import prompts
+from distill import C2VLLoss, DistillConfig, ProjectionHead, add_distill_arguments
+from skeleton_gcn import STGCN, CheckpointMismatchError
+
+
+# Reconstruction: the paper's optimiser settings were not available to us; real datasets use the recipe of the
+# skeleton self-supervised methods C2VL compares with (AimCLR/CrosSCLR: SGD 0.1, momentum 0.9, wd 1e-4, batch 128,
+# lr x0.1 at epoch 250 of 300); the demo uses a short AdamW run that converges in minutes on a CPU.
+PRESETS = {
+    "demo": dict(size="quarter", epochs=12, batch_size=64, optimizer="adamw", lr=2e-3, weight_decay=1e-4,
+                 lr_schedule="cosine", lr_steps="", monitor_every=4, clip_model=prompts.DEMO_CLIP_MODEL,
+                 pretrained="none"),
+    "real": dict(size="standard", epochs=300, batch_size=128, optimizer="sgd", lr=0.1, weight_decay=1e-4,
+                 lr_schedule="step", lr_steps="250", monitor_every=10, clip_model=prompts.DEFAULT_CLIP_MODEL,
+                 pretrained=prompts.DEFAULT_CLIP_PRETRAINED),
+}
+
+
+def opt(default, help, kind=None):
+    """A TrainConfig field with its help text (and argparse type, when the default is None = "the preset")."""
+    return field(default=default, metadata={"help": help, "type": kind or type(default)})
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a run (config.json). Settings left at None take the dataset's PRESETS."""
+
+    dataset: str = opt("demo", "ntu60 | ntu120 | pku1 | pku2 | demo")
+    split: str = opt("xsub", "xsub | xview (ntu60, pku) | xset (ntu120)")
+    data_root: str = opt("datasets", "where data.py put the prepared splits (and prompts.py their prompt caches)")
+    out: str = opt("", "output folder; default runs/<dataset>-<split>-<time>")
+    resume: str = opt("", "a run folder to continue from its last checkpoint")
+    size: str | None = opt(None, "ST-GCN width: standard (64/128/256) | quarter (16/32/64 -> 256)", str)
+    frames: int = opt(50, "T after resizing the valid frames (data.py preprocessing)")
+    normalization: str = opt("aimclr", "skeleton preprocessing: aimclr | ctrgcn | none")
+    modalities: str = opt("auto", "prompt modalities: vision | language | both | auto (= both caches that exist)")
+    clip_model: str | None = opt(None, "the open_clip model the prompt caches were encoded with", str)
+    pretrained: str | None = opt(None, "its pretrained tag or checkpoint ('none': random weights, the demo)", str)
+    pooling: str = opt("mean", "prompt pooling over the K frames: mean (METHOD §1) | sample (one per step)")
+    allow_partial: bool = opt(False, "train on the samples that have prompts when a cache covers part of the split")
+    epochs: int | None = opt(None, "pretraining epochs E (M6); default: the preset", int)
+    batch_size: int | None = opt(None, "N, the global batch over all processes: M1-M12 are computed over it", int)
+    optimizer: str | None = opt(None, "sgd | adamw", str)
+    lr: float | None = opt(None, "learning rate; default: the preset", float)
+    weight_decay: float | None = opt(None, "weight decay (not on biases, BatchNorm, the logit scale)", float)
+    lr_schedule: str | None = opt(None, "step | cosine (per epoch)", str)
+    lr_steps: str | None = opt(None, "epochs after which lr is x0.1 (schedule 'step'), comma separated", str)
+    warmup_epochs: int = opt(0, "linear lr warm-up")
+    monitor_every: int | None = opt(None, "kNN monitor on the test split every n epochs (0: off)", int)
+    linear_epochs: int = opt(100, "linear evaluation epochs (METHOD §9: 100, lr x0.1 after 80)")
+    seed: int = opt(0, "seed of the initialisation, the batch order and the linear evaluation")
+    device: str = opt("auto", "auto | cpu | cuda")
+    workers: int = opt(-1, "DataLoader workers per process (-1: 0 on CPU, 4 on GPU)")
+    amp: str = opt("auto", "bf16 autocast: auto (on for CUDA) | on | off")
+    compile: bool = opt(False, "torch.compile the encoder and heads")
+    sync_bn: bool = opt(True, "under torchrun, BatchNorm statistics over the global batch (as in one process)")
+    baseline: bool = opt(False, "also evaluate the same encoder at random initialisation (always on for the demo)")
+    max_steps: int = opt(0, "stop each epoch after this many steps (smoke tests); 0 = all")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in fields(TrainConfig):
+        flags = sorted({f"--{f.name}", f"--{f.name.replace('_', '-')}"})  # --data_root and --data-root alike
+        if isinstance(f.default, bool):
+            parser.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default,
+                                help=f.metadata["help"])
+        else:
+            parser.add_argument(*flags, dest=f.name, type=f.metadata["type"], default=f.default,
+                                help=f.metadata["help"])
+    group = parser.add_argument_group("C2VL loss (distill.py; METHOD.md §11)")
+    add_distill_arguments(group)
+    args = parser.parse_args(argv)
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    return fill_presets(config, parser), DistillConfig.from_args(args)
+
+
+def fill_presets(config, parser=None):
+    """Fill the dataset's preset values into the settings left empty, and check the choices."""
+    def fail(message):
+        if parser is not None:
+            parser.error(message)
+        raise ValueError(message)
+
+    if config.dataset not in data.DATASETS:
+        fail(f"--dataset must be one of {sorted(data.DATASETS)}, got {config.dataset!r}")
+    if config.split not in data.DATASETS[config.dataset]:
+        fail(f"--split for {config.dataset} must be one of {data.DATASETS[config.dataset]}, got {config.split!r}")
+    preset = PRESETS["demo" if config.dataset == "demo" else "real"]
+    for name, value in preset.items():
+        if getattr(config, name) is None:  # left unset
+            setattr(config, name, value)
+    choices = dict(size=("standard", "quarter"), modalities=("auto", "vision", "language", "both"),
+                   pooling=("mean", "sample"), optimizer=("sgd", "adamw"), lr_schedule=("step", "cosine"),
+                   amp=("auto", "on", "off"), normalization=data.NORMALIZATIONS)
+    for name, allowed in choices.items():
+        if getattr(config, name) not in allowed:
+            fail(f"--{name.replace('_', '-')} must be one of {tuple(allowed)}, got {getattr(config, name)!r}")
+    for name in ("epochs", "batch_size", "frames", "linear_epochs"):
+        if getattr(config, name) < 1:
+            fail(f"--{name.replace('_', '-')} must be >= 1, got {getattr(config, name)}")
+    if config.dataset == "demo":
+        config.baseline = True
+    return config
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Processes, devices, files
+# ----------------------------------------------------------------------------------------------------------------
+
+def setup_distributed(config):
+    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK: one process per device, nccl on GPU, gloo on CPU."""
+    cuda = torch.cuda.is_available() if config.device == "auto" else config.device == "cuda"
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    if cuda:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+    return device, rank, world
+
+
+def barrier():
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def atomic_save(obj, path):
+    """torch.save to a temporary file in the same folder, then rename: a kill never leaves half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_text(text, path):
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def environment():
+    """What produced the run: library versions and the machine."""
+    info = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "platform": platform.platform(), "cuda": torch.version.cuda,
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+    try:
+        from importlib.metadata import version
+        info["open_clip_torch"] = version("open_clip_torch")
+    except Exception:
+        info["open_clip_torch"] = None
+    return info
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# BatchNorm over the global batch, also on CPU (torch's SyncBatchNorm needs a GPU)
+# ----------------------------------------------------------------------------------------------------------------
+
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm whose batch statistics are summed over all processes (differentiable all_reduce), so K processes
+    with batch B train exactly like one process with batch K*B. Same parameters and buffers as nn.BatchNorm*d.
+
+    Its collectives run in a process group of their own: in the backward pass they would otherwise interleave
+    with DDP's gradient buckets, which are issued in an order that differs between processes.
+    """
+
+    group = None  # set by convert_global_batchnorm
+
+    def _check_input_dim(self, x):
+        if x.dim() < 2:
+            raise ValueError(f"GlobalBatchNorm expects (N, C, ...) input, got {tuple(x.shape)}")
+
+    def forward(self, x):
+        if not (self.training and dist.is_initialized()):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce  # differentiable: its backward sums gradients
+        dims = [0] + list(range(2, x.dim()))
+        C, shape = x.shape[1], [1, x.shape[1]] + [1] * (x.dim() - 2)
+        count = torch.tensor([x.numel() / C], dtype=x.dtype, device=x.device)
+        total = all_reduce(torch.cat([x.sum(dims), count]), group=self.group)  # (C + 1,) sums over processes
+        n = total[C]
+        mean = total[:C] / n  # (C,)
+        # Two passes (mean first, then squared deviations) like BatchNorm itself, not E[x^2] - E[x]^2.
+        var = all_reduce(((x - mean.view(shape)) ** 2).sum(dims), group=self.group) / n  # (C,) biased, like BN
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+            self.running_mean.mul_(1 - momentum).add_(momentum * mean.detach())
+            self.running_var.mul_(1 - momentum).add_(momentum * var.detach() * n / (n - 1))
+        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y
+
+
+def convert_global_batchnorm(module, device):
+    """Replace every BatchNorm1d/2d by nn.SyncBatchNorm (GPU) or GlobalBatchNorm (CPU), keeping the weights."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    if GlobalBatchNorm.group is None:
+        GlobalBatchNorm.group = dist.new_group(backend="gloo")
+    for name, child in module.named_children():
+        if isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            replacement = GlobalBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
+                                          child.track_running_stats)
+            replacement.load_state_dict(child.state_dict())
+            setattr(module, name, replacement)
+        else:
+            convert_global_batchnorm(child, device)
+    return module
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The model and the batches
+# ----------------------------------------------------------------------------------------------------------------
+
+class C2VLModel(nn.Module):
+    """Skeleton encoder f and one projection head g_m per prompt modality: X -> {m: g_m(f(X))} (B, D)."""
+
+    def __init__(self, size, dim, modalities):
+        super().__init__()
+        self.encoder = STGCN(size=size)
+        self.heads = nn.ModuleDict({m: ProjectionHead(STGCN.feature_dim, 512, dim) for m in modalities})
+
+    def forward(self, x):  # x (B, 3, T, 25, 2)
+        feature = self.encoder(x)  # (B, 256) = f(X)
+        return {m: head(feature) for m, head in self.heads.items()}  # {m: (B, D)}
+
+
+class TrainSetupError(ValueError):
+    """A run that cannot start as configured; the message says what to change."""
+
+
+class GlobalBatchSampler(torch.utils.data.Sampler):
+    """The same global batches in any number of processes: epoch e shuffles the samples with seed (seed, e) and
+    cuts them into global batches (the last partial one dropped); process r takes its slice of each batch."""
+
+    def __init__(self, indices, global_batch, rank, world, seed):
+        if global_batch % world:
+            raise TrainSetupError(f"--batch-size {global_batch} must be divisible by the number of processes {world}")
+        if len(indices) < global_batch:
+            raise TrainSetupError(f"the training split has {len(indices)} samples with prompts, fewer than one batch "
+                             f"({global_batch}): lower --batch-size")
+        self.indices, self.global_batch, self.seed = list(indices), global_batch, seed
+        self.rank, self.world = rank, world
+        self.epoch = 1
+
+    def __len__(self):
+        return len(self.indices) // self.global_batch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(len(self.indices), generator=generator).tolist()
+        local = self.global_batch // self.world
+        for b in range(len(self)):
+            batch = order[b * self.global_batch:(b + 1) * self.global_batch]
+            yield [self.indices[i] for i in batch[self.rank * local:(self.rank + 1) * local]]
+
+
+def load_prompt_caches(config, names, modalities):
+    """{m: float16 (N, D) or (N, K, D) array} aligned to the training split, and the mask of samples that have all."""
+    pooling = "none" if config.pooling == "sample" else "mean"
+    pretrained = clip_pretrained(config)
+    features, present = {}, np.ones(len(names), dtype=bool)
+    for m in modalities:
+        path = prompts.cache_path(config.data_root, config.dataset, config.split, "train", m, config.clip_model,
+                                  pretrained, pooling)
+        if not path.is_file():
+            raise FileNotFoundError(missing_prompts_message(config, [m], path))
+        features[m], has = prompts.load_prompt_features(path, names, config.clip_model, pretrained,
+                                                        allow_partial=config.allow_partial)
+        present &= has
+    return features, present
+
+
+def clip_pretrained(config):
+    """The pretrained tag as prompts.py takes it: None for random weights (the demo's CLIP)."""
+    return None if config.pretrained.lower() == "none" else config.pretrained
+
+
+def missing_prompts_message(config, modalities, path=None):
+    where = f" (looked for {path})" if path else ""
+    return (f"no {'/'.join(modalities)} prompt features for {config.dataset} {config.split} train with CLIP "
+            f"{config.clip_model} / {config.pretrained}{where}. Make them with:\n"
+            f"  python prompts.py encode --dataset {config.dataset} --split {config.split} --part train "
+            f"--modality {modalities[0]} --clip-model {config.clip_model} --pretrained {config.pretrained}\n"
+            f"(released language prompts first go through `python prompts.py import ...`; see README.md)")
+
+
+def resolve_modalities(config):
+    """--modalities auto: every modality whose training prompt cache exists (both when both do)."""
+    if config.modalities in ("vision", "language"):
+        return (config.modalities,)
+    if config.modalities == "both":
+        return distill.MODALITIES
+    pooling = "none" if config.pooling == "sample" else "mean"
+    pretrained = clip_pretrained(config)
+    found = tuple(m for m in distill.MODALITIES
+                  if prompts.cache_path(config.data_root, config.dataset, config.split, "train", m,
+                                        config.clip_model, pretrained, pooling).is_file())
+    if not found:
+        raise FileNotFoundError(missing_prompts_message(config, ["vision or language"]))
+    return found
+
+
+def make_lr_lambda(config):
+    steps = [int(s) for s in config.lr_steps.split(",") if s.strip()] if config.lr_steps else []
+
+    def factor(epoch):  # epoch: 0-based number of finished epochs
+        warm = (epoch + 1) / config.warmup_epochs if epoch < config.warmup_epochs else 1.0
+        if config.lr_schedule == "cosine":
+            return warm * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
+        return warm * 0.1 ** sum(epoch >= s for s in steps)
+    return factor
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Pretraining
+# ----------------------------------------------------------------------------------------------------------------
+
+def prepare_demo_inputs(config, rank):
+    """The demo makes its own data and prompt features when they are missing (later runs reuse them)."""
+    caches = [prompts.cache_path(config.data_root, "demo", config.split, "train", m, prompts.DEMO_CLIP_MODEL, None)
+              for m in distill.MODALITIES]
+    if rank == 0 and not all(path.is_file() for path in caches):
+        data.prepare_demo(config.data_root)
+        prompts.prepare_demo_prompts(config.data_root)
+    barrier()
+
+
+def run_folder(config):
+    if config.resume:
+        return Path(config.resume)
+    if config.out:
+        return Path(config.out)
+    return Path("runs") / f"{config.dataset}-{config.split}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def pretrain(config, distill_config):
+    device, rank, world = setup_distributed(config)
+    if config.dataset == "demo":
+        prepare_demo_inputs(config, rank)
+    out = run_folder(config)
+    checkpoint_path = out / "checkpoint_last.pt"
+    if config.resume:
+        if not checkpoint_path.is_file():
+            raise FileNotFoundError(f"--resume {out}: no checkpoint_last.pt there to continue from")
+        saved = json.loads((out / "config.json").read_text())["train"]
+        for name in ("dataset", "split", "size", "seed", "batch_size", "epochs"):
+            if saved[name] != getattr(config, name) and getattr(config, name) not in ("", 0):
+                print(f"--resume: using the run's {name}={saved[name]!r} (not {getattr(config, name)!r})",
+                      file=sys.stderr)
+        config = TrainConfig(**{**saved, "resume": str(out), "out": str(out), "device": config.device,
+                                "workers": config.workers})
+    config.out = str(out)
+
+    train_set = data.load_split(config.data_root, config.dataset, config.split, "train", config.frames,
+                                config.normalization)
+    modalities = resolve_modalities(config)
+    features, present = load_prompt_caches(config, train_set.names, modalities)
+    indices = np.flatnonzero(present).tolist()
+    if len(indices) < len(train_set):
+        print(f"training on the {len(indices)} of {len(train_set)} samples that have prompts (--allow-partial)",
+              file=sys.stderr)
+    dim = next(iter(features.values())).shape[-1]
+
+    torch.manual_seed(config.seed)  # the encoder's initialisation (the random-init baseline repeats it)
+    model = C2VLModel(config.size, dim, modalities).to(device)
+    loss_fn = C2VLLoss(distill_config, len(train_set), dim, modalities).to(device)
+    if world > 1 and config.sync_bn:
+        model = convert_global_batchnorm(model, device)
+    decay = [p for n, p in model.named_parameters() if p.dim() > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() <= 1] + list(loss_fn.parameters())
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    optimizer = (torch.optim.SGD(groups, lr=config.lr, momentum=0.9) if config.optimizer == "sgd"
+                 else torch.optim.AdamW(groups, lr=config.lr))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, make_lr_lambda(config))
+
+    history, start_epoch, best = [], 1, -1.0
+    if config.resume:
+        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        loss_fn.load_state_dict(state["loss_fn"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        history, start_epoch, best = state["history"], state["epoch"] + 1, state["best"]
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(json.dumps({"train": asdict(config), "distill": asdict(distill_config),
+                                      "modalities": list(modalities), "prompt_dim": dim, "world_size": world,
+                                      "environment": environment()}, indent=2), out / "config.json")
+        atomic_write_text("".join(json.dumps(h) + "\n" for h in history), out / "metrics.jsonl")
+
+    net = model
+    if config.compile:
+        net = torch.compile(net)
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    workers = config.workers if config.workers >= 0 else (4 if device.type == "cuda" else 0)
+    sampler = GlobalBatchSampler(indices, config.batch_size, rank, world, config.seed)
+    loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, num_workers=workers,
+                                         pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+    amp = config.amp == "on" or (config.amp == "auto" and device.type == "cuda")
+
+    for epoch in tqdm(range(start_epoch, config.epochs + 1), desc="pretrain", unit="epoch", disable=rank != 0,
+                      initial=start_epoch - 1, total=config.epochs):
+        sampler.epoch = epoch
+        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)  # prompt sampling (pooling sample)
+        model.train()
+        loss_fn.train()
+        sums, steps, seen, started = {}, 0, 0, time.perf_counter()
+        for x, _, index in tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=rank != 0):
+            x = x.to(device, non_blocking=True)  # (B, 3, T, 25, 2)
+            P = {m: distill.pool_prompts(torch.from_numpy(features[m][index.numpy()]), config.pooling,
+                                         generator).to(device) for m in modalities}  # {m: (B, D)}
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                Z = net(x)  # {m: (B, D)}
+            loss, info = loss_fn(Z, P, index.to(device), epoch, config.epochs)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            for k, v in info.items():
+                sums[k] = sums.get(k, 0.0) + v
+            steps += 1
+            seen += info["global_batch"]
+            if config.max_steps and steps >= config.max_steps:
+                break
+        loss_fn.bank.sync()
+        record = {k: v / steps for k, v in sums.items() if k != "global_batch"}
+        record.update(epoch=epoch, lr=optimizer.param_groups[0]["lr"],
+                      samples_per_s=seen / (time.perf_counter() - started))
+        scheduler.step()
+
+        if config.monitor_every and (epoch % config.monitor_every == 0 or epoch == config.epochs):
+            if rank == 0:
+                record["knn_top1"] = knn_monitor(config, model.encoder, device)
+            barrier()
+        if rank == 0:
+            history.append(record)
+            improved = record.get("knn_top1", -1.0) > best
+            best = max(best, record.get("knn_top1", -1.0))
+            state = {"epoch": epoch, "model": model.state_dict(), "loss_fn": loss_fn.state_dict(),
+                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                     "rng": torch.get_rng_state(), "history": history, "best": best}
+            with open(out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+            atomic_save(state, checkpoint_path)
+            if improved:
+                atomic_save(state, out / "checkpoint_best.pt")
+        barrier()
+
+    if rank == 0:
+        save_model(config, model, loss_fn, modalities, dim, out)
+        plot_targets(config, model, loss_fn, train_set, features, modalities, device, out)
+    barrier()
+    return config, model, modalities, out, device, rank
+
+
+def knn_monitor(config, encoder, device):
+    """kNN (k = 20) top-1 on the test split with the current encoder: a cheap progress signal during pretraining."""
+    train_set = data.load_split(config.data_root, config.dataset, config.split, "train", config.frames,
+                                config.normalization)
+    test_set = data.load_split(config.data_root, config.dataset, config.split, "val", config.frames,
+                               config.normalization)
+    was_training = encoder.training
+    train_f, train_y = evaluate.extract_features(encoder, train_set, device=device, desc="monitor train")
+    test_f, test_y = evaluate.extract_features(encoder, test_set, device=device, desc="monitor test")
+    encoder.train(was_training)
+    return evaluate.knn_evaluation(train_f, train_y, test_f, test_y, ks=(20,))["knn_top1_k20"]
+
+
+def save_model(config, model, loss_fn, modalities, dim, out):
+    """encoder.pt: the bare ST-GCN state dict (skeleton_gcn.load_checkpoint reads it); heads.pt: g_v, g_l."""
+    encoder = STGCN(size=config.size)
+    encoder.load_state_dict(model.encoder.state_dict())  # GlobalBatchNorm keeps BatchNorm's keys
+    atomic_save(encoder.state_dict(), out / "encoder.pt")
+    heads = {m: model.heads[m].state_dict() if m in modalities else None
+             for m in distill.MODALITIES}
+    heads.update(dim=dim, hidden=512, clip_model=config.clip_model, pretrained=clip_pretrained(config),
+                 logit_scale=float(loss_fn.logit_scale.detach()), dataset=config.dataset, split=config.split,
+                 frames=config.frames, normalization=config.normalization, size=config.size)
+    atomic_save(heads, out / "heads.pt")
+
+
+def plot_targets(config, model, loss_fn, train_set, features, modalities, device, out):
+    """Heat maps of one batch's soft targets (the last epoch's teacher) and the alpha schedule."""
+    n = min(32, len(train_set))
+    x = torch.stack([train_set[i][0] for i in range(n)]).to(device)
+    index = torch.arange(n, device=device)
+    model.eval()
+    with torch.no_grad():
+        Z = model(x)
+    P = {m: distill.pool_prompts(torch.from_numpy(np.array(features[m][:n]))).to(device) for m in modalities}
+    batch = loss_fn.inspect_batch(Z, P, index, config.epochs, config.epochs)
+    distill.plot_soft_targets(batch, out / "soft_targets.png")
+    distill.plot_alpha_schedule(out / "alpha_schedule.png", config.epochs, loss_fn.config.alpha_T,
+                                loss_fn.config.alpha_schedule)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Evaluation after pretraining (rank 0)
+# ----------------------------------------------------------------------------------------------------------------
+
+def evaluate_run(config, model, modalities, out, device):
+    """evaluate.py's protocols on the saved encoder: linear evaluation (METHOD §9), kNN and, with a language head,
+    zero-shot; for the demo (or --baseline) also the same encoder at its random initialisation. -> metrics.json"""
+    protocols = "linear,knn,zeroshot"
+    eval_config = evaluate.EvalConfig(encoder=str(out / "encoder.pt"), dataset=config.dataset, split=config.split,
+                                      protocols=protocols, data_root=config.data_root, out=str(out),
+                                      frames=config.frames, normalization=config.normalization,
+                                      device=str(device), seed=config.seed, linear_epochs=config.linear_epochs)
+    metrics = evaluate.run_evaluation(eval_config)
+    if config.baseline:
+        torch.manual_seed(config.seed)  # the initialisation the pretraining started from
+        atomic_save(STGCN(size=config.size).state_dict(), out / "random_init_encoder.pt")
+        eval_config.encoder, eval_config.out, eval_config.protocols = (str(out / "random_init_encoder.pt"),
+                                                                      str(out / "random_init"), "linear,knn")
+        eval_config.heads = str(out / "heads.pt")  # its pretraining settings (frames, normalization)
+        baseline = evaluate.run_evaluation(eval_config)
+        metrics.update({f"random_init_{k}": baseline[k] for k in ("linear_top1", "linear_top1_best", "knn_top1_k1",
+                                                                    "knn_top1_k20")})
+    evaluate.write_json(out / "metrics.json", metrics)
+    plot_curves(out)
+    return metrics
+
+
+def plot_curves(out):
+    """loss and accuracy over the epochs (metrics.jsonl) -> curves.png."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    metrics = json.loads((out / "metrics.json").read_text())
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    epochs = [h["epoch"] for h in history]
+    for key in [k for k in history[0] if k.startswith("loss")]:
+        ax_loss.plot(epochs, [h[key] for h in history], label=key)
+    ax_loss.set(xlabel="pretraining epoch", ylabel="C2VL loss (M12)", title="pretraining loss")
+    ax_loss.legend()
+    monitored = [(h["epoch"], h["knn_top1"]) for h in history if "knn_top1" in h]
+    if monitored:
+        ax_acc.plot(*zip(*monitored), "o-", label="kNN-20 top-1 during pretraining")
+    if metrics.get("linear_history"):
+        e, acc = zip(*metrics["linear_history"])
+        ax_acc.plot(e, acc, label="linear evaluation top-1 (by linear epoch)")
+    ax_acc.set(xlabel="epoch", ylabel="top-1 (%)", title="accuracy on the test split")
+    ax_acc.legend()
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=100)
+    plt.close(fig)
+
+
+def summary_table(metrics):
+    rows = [("C2VL (this run)", metrics["linear_top1"], metrics["linear_top1_best"])]
+    if "random_init_linear_top1" in metrics:
+        rows.append(("same encoder, random init", metrics["random_init_linear_top1"],
+                     metrics["random_init_linear_top1_best"]))
+    lines = [f"linear evaluation on {metrics['dataset']} {metrics['split']} (top-1 %)",
+             f"  {'encoder':28s} {'last epoch':>10s} {'best of evals':>14s}"]
+    lines += [f"  {name:28s} {last:10.1f} {best:14.1f}" for name, last, best in rows]
+    for key in ("knn_top1_k1", "knn_top1_k20", "random_init_knn_top1_k20", "zero_shot_top1"):
+        if key in metrics:
+            lines.append(f"  {key}: {metrics[key]:.1f}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    config, distill_config = parse_args(argv)
+    try:
+        config, model, modalities, out, device, rank = pretrain(config, distill_config)
+        if rank == 0:
+            metrics = evaluate_run(config, model, modalities, out, device)
+            print(summary_table(metrics))
+            print(f"outputs in {out}: metrics.json, metrics.jsonl, encoder.pt, heads.pt, checkpoints, *.png")
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: continue with  python train.py --resume {run_folder(config)}", file=sys.stderr)
+        sys.exit(130)
+    except (FileNotFoundError, TrainSetupError, data.DataFormatError, prompts.PromptError,
+            prompts.WeightsUnavailableError, CheckpointMismatchError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
