@@ -534,6 +534,13 @@ def _demo_clip(open_clip, device: str) -> Clip:
     with torch.random.fork_rng(devices=[]):  # fixed weights without touching the caller's random state
         torch.manual_seed(DEMO_CLIP_SEED)
         model = open_clip.CLIP(**DEMO_CLIP_CONFIG)
+        # A random CLIP pools text at the end-of-text token, whose embedding is the same for every text, so all
+        # features nearly coincide (cosine ~0.9). Unit-scale word embeddings and no end-of-text or positional
+        # embedding make the pooled feature a random mix of the answer's words instead: a random bag-of-words map.
+        with torch.no_grad():
+            torch.nn.init.normal_(model.token_embedding.weight, std=1.0)
+            model.token_embedding.weight[open_clip.tokenizer.SimpleTokenizer().eot_token_id].zero_()
+            model.positional_embedding.zero_()
     preprocess = open_clip.image_transform(DEMO_CLIP_CONFIG["vision_cfg"]["image_size"], is_train=False)
     return Clip(model, preprocess, open_clip.tokenizer.SimpleTokenizer(), device)
 
@@ -800,14 +807,15 @@ def skeleton_color_xy(skeleton_root: str | Path | None, name: str) -> np.ndarray
     return read_skeleton(Path(skeleton_root) / f"{sample_name(name)}.skeleton").color_xy
 
 
-def prepare_demo_prompts(data_root: str | Path = "datasets", device: str = "cpu") -> None:
-    """Both modality caches of the demo's splits (train and val parts) with DEMO_CLIP_MODEL; idempotent."""
+def prepare_demo_prompts(data_root: str | Path = "datasets", device: str = "cpu",
+                         splits: Sequence[str] = DATASETS["demo"], parts: Sequence[str] = PART_NAMES) -> None:
+    """Both modality caches of the demo's splits and parts (default: all) with DEMO_CLIP_MODEL; idempotent."""
     prepare_demo(data_root)
     answers = read_language_prompts(Path(data_root) / "demo" / "demo_language.json")
     clip = load_clip(DEMO_CLIP_MODEL, None, device)
     raw = Path(data_root) / "demo" / "raw"
-    for split in DATASETS["demo"]:
-        for part in PART_NAMES:
+    for split in splits:
+        for part in parts:
             names = split_names(data_root, "demo", split, part)
             language, _ = match_prompts(answers, names, source="demo_language.json")
             write_json_atomic(prompts_path(data_root, "demo", split, part, "language"), language)

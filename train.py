@@ -42,8 +42,8 @@ from skeleton_gcn import STGCN, CheckpointMismatchError
 # skeleton self-supervised methods C2VL compares with (AimCLR/CrosSCLR: SGD 0.1, momentum 0.9, wd 1e-4, batch 128,
 # lr x0.1 at epoch 250 of 300); the demo uses a short AdamW run that converges in minutes on a CPU.
 PRESETS = {
-    "demo": dict(size="quarter", epochs=12, batch_size=64, optimizer="adamw", lr=2e-3, weight_decay=1e-4,
-                 lr_schedule="cosine", lr_steps="", monitor_every=4, clip_model=prompts.DEMO_CLIP_MODEL,
+    "demo": dict(size="quarter", epochs=10, batch_size=64, optimizer="adamw", lr=2e-3, weight_decay=1e-4,
+                 lr_schedule="cosine", lr_steps="", monitor_every=0, clip_model=prompts.DEMO_CLIP_MODEL,
                  pretrained="none"),
     "real": dict(size="standard", epochs=300, batch_size=128, optimizer="sgd", lr=0.1, weight_decay=1e-4,
                  lr_schedule="step", lr_steps="250", monitor_every=10, clip_model=prompts.DEFAULT_CLIP_MODEL,
@@ -368,7 +368,7 @@ def prepare_demo_inputs(config, rank):
               for m in distill.MODALITIES]
     if rank == 0 and not all(path.is_file() for path in caches):
         data.prepare_demo(config.data_root)
-        prompts.prepare_demo_prompts(config.data_root)
+        prompts.prepare_demo_prompts(config.data_root, splits=(config.split,), parts=("train",))  # what training reads
     barrier()
 
 
