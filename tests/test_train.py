@@ -185,7 +185,7 @@ def test_two_gloo_processes_train_like_one_process_on_the_global_batch(tiny_root
         if value.is_floating_point() and "running" not in key:
             step_one, step_two = value - initial[key], state_two["model"][key] - initial[key]
             # Equal updates up to float rounding (BatchNorm of low-variance joints amplifies it to ~1e-5).
-            assert (step_two - step_one).norm() <= 1e-3 * step_one.norm() + 1e-6, key
+            assert (step_two - step_one).norm() <= 1e-3 * step_one.norm() + 1e-5, key
             moved += int(step_one.norm() > 0)
     assert moved > 100  # the step did change the weights
     torch.testing.assert_close(state_two["loss_fn"]["log_logit_scale"], state_one["loss_fn"]["log_logit_scale"])
