@@ -63,7 +63,7 @@ class TrainConfig:
     split: str = opt("xsub", "xsub | xview (ntu60, pku) | xset (ntu120)")
     data_root: str = opt("datasets", "where data.py put the prepared splits (and prompts.py their prompt caches)")
     out: str = opt("", "output folder; default runs/<dataset>-<split>-<time>")
-    resume: str = opt("", "a run folder to continue from its last checkpoint")
+    resume: str = opt("", "a run folder to continue from its last checkpoint, with the run's own settings")
     size: str | None = opt(None, "ST-GCN width: standard (64/128/256) | quarter (16/32/64 -> 256)", str)
     frames: int = opt(50, "T after resizing the valid frames (data.py preprocessing)")
     normalization: str = opt("aimclr", "skeleton preprocessing: aimclr | ctrgcn | none")
@@ -369,22 +369,25 @@ def run_folder(config):
     return Path("runs") / f"{config.dataset}-{config.split}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def resumed_settings(config):
+    """--resume: the run's own saved settings (train and loss); only --device and --workers come from the command."""
+    out = Path(config.resume)
+    if not (out / "checkpoint_last.pt").is_file() or not (out / "config.json").is_file():
+        raise FileNotFoundError(f"--resume {out}: no checkpoint_last.pt and config.json there to continue from")
+    saved = json.loads((out / "config.json").read_text())
+    resumed = TrainConfig(**{**saved["train"], "resume": str(out), "out": str(out), "device": config.device,
+                             "workers": config.workers})
+    return resumed, DistillConfig(**saved["distill"])
+
+
 def pretrain(config, distill_config):
+    if config.resume:
+        config, distill_config = resumed_settings(config)
     device, rank, world = setup_distributed(config)
     if config.dataset == "demo":
         prepare_demo_inputs(config, rank)
     out = run_folder(config)
     checkpoint_path = out / "checkpoint_last.pt"
-    if config.resume:
-        if not checkpoint_path.is_file():
-            raise FileNotFoundError(f"--resume {out}: no checkpoint_last.pt there to continue from")
-        saved = json.loads((out / "config.json").read_text())["train"]
-        for name in ("dataset", "split", "size", "seed", "batch_size", "epochs"):
-            if saved[name] != getattr(config, name) and getattr(config, name) not in ("", 0):
-                print(f"--resume: using the run's {name}={saved[name]!r} (not {getattr(config, name)!r})",
-                      file=sys.stderr)
-        config = TrainConfig(**{**saved, "resume": str(out), "out": str(out), "device": config.device,
-                                "workers": config.workers})
     config.out = str(out)
 
     train_set = data.load_split(config.data_root, config.dataset, config.split, "train", config.frames,

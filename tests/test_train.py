@@ -57,10 +57,10 @@ def tiny_root(tmp_path_factory):
     return write_tiny_demo_split(tmp_path_factory.mktemp("tiny"))
 
 
-def run_train(args, **kwargs):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+def run_train(args, cwd=ROOT):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], capture_output=True, text=True,
-                          env=env, cwd=ROOT, **kwargs)
+                          env=env, cwd=cwd)
 
 
 def epoch_records(run):
@@ -132,8 +132,11 @@ def test_resume_after_sigkill_ends_with_the_same_weights_and_metrics(full_run, t
     process.wait()
     assert (out / "checkpoint_last.pt").is_file()
     assert not (out / "encoder.pt").exists(), "the run finished before it could be killed"
-    result = run_train(["--resume", str(out)])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = run_train(["--resume", str(out)], cwd=elsewhere)  # everything comes from the run's config.json
     assert result.returncode == 0, result.stderr[-3000:]
+    assert list(elsewhere.iterdir()) == []
     for name in ("encoder.pt", "heads.pt"):
         a, b = torch.load(reference / name, weights_only=True), torch.load(out / name, weights_only=True)
         state_a = a if name == "encoder.pt" else a["language"]
