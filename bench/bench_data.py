@@ -13,7 +13,6 @@
 import argparse
 import json
 import os
-import pickle
 import resource
 import shutil
 import subprocess

@@ -35,7 +35,6 @@ Configurations:
     python bench/bench_train.py --configs ntu60-sized --batch 8 --frames 50   # quicker CPU check
 """
 import argparse
-import os
 import shutil
 import sys
 import tempfile

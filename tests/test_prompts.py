@@ -14,7 +14,7 @@ from PIL import Image
 import prompts
 from prompts import (DEMO_CLIP_MODEL, K_FRAMES, FolderFrameSource, PromptError, WeightsUnavailableError,
                      crop_person, encode_language, encode_vision, load_clip, load_prompt_features, make_prompts,
-                     make_vision_prompts, match_prompts, read_language_prompts, sample_frame_indices, skeleton_box)
+                     make_vision_prompts, read_language_prompts, sample_frame_indices, skeleton_box)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "pkuv2_language_sample.json"
 MODEL, PRETRAINED = DEMO_CLIP_MODEL, None
