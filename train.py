@@ -290,17 +290,21 @@ class GlobalBatchSampler(torch.utils.data.Sampler):
             yield [self.indices[i] for i in batch[self.rank * local:(self.rank + 1) * local]]
 
 
+def prompt_cache_path(config, modality):
+    """Where prompts.py writes the training split's cache of `modality` for the configured CLIP and pooling."""
+    pooling = "none" if config.pooling == "sample" else "mean"  # "sample" draws from all K features per step
+    return prompts.cache_path(config.data_root, config.dataset, config.split, "train", modality, config.clip_model,
+                              clip_pretrained(config), pooling)
+
+
 def load_prompt_caches(config, names, modalities):
     """{m: float16 (N, D) or (N, K, D) array} aligned to the training split, and the mask of samples that have all."""
-    pooling = "none" if config.pooling == "sample" else "mean"
-    pretrained = clip_pretrained(config)
     features, present = {}, np.ones(len(names), dtype=bool)
     for m in modalities:
-        path = prompts.cache_path(config.data_root, config.dataset, config.split, "train", m, config.clip_model,
-                                  pretrained, pooling)
+        path = prompt_cache_path(config, m)
         if not path.is_file():
             raise FileNotFoundError(missing_prompts_message(config, [m], path))
-        features[m], has = prompts.load_prompt_features(path, names, config.clip_model, pretrained,
+        features[m], has = prompts.load_prompt_features(path, names, config.clip_model, clip_pretrained(config),
                                                         allow_partial=config.allow_partial)
         present &= has
     return features, present
@@ -313,11 +317,12 @@ def clip_pretrained(config):
 
 def missing_prompts_message(config, modalities, path=None):
     where = f" (looked for {path})" if path else ""
-    return (f"no {'/'.join(modalities)} prompt features for {config.dataset} {config.split} train with CLIP "
+    pooling = " --pooling none" if config.pooling == "sample" else ""
+    return (f"no {' or '.join(modalities)} prompt features for {config.dataset} {config.split} train with CLIP "
             f"{config.clip_model} / {config.pretrained}{where}. Make them with:\n"
-            f"  python prompts.py encode --dataset {config.dataset} --split {config.split} --part train "
-            f"--modality {modalities[0]} --clip-model {config.clip_model} --pretrained {config.pretrained}\n"
-            f"(released language prompts first go through `python prompts.py import ...`; see README.md)")
+            f"  python prompts.py encode --dataset {config.dataset} --split {config.split} --parts train "
+            f"--modalities {' '.join(modalities)} --model {config.clip_model} --pretrained {config.pretrained}"
+            f"{pooling}\n(released language prompts first go through `python prompts.py import ...`; see README.md)")
 
 
 def resolve_modalities(config):
@@ -326,13 +331,9 @@ def resolve_modalities(config):
         return (config.modalities,)
     if config.modalities == "both":
         return distill.MODALITIES
-    pooling = "none" if config.pooling == "sample" else "mean"
-    pretrained = clip_pretrained(config)
-    found = tuple(m for m in distill.MODALITIES
-                  if prompts.cache_path(config.data_root, config.dataset, config.split, "train", m,
-                                        config.clip_model, pretrained, pooling).is_file())
+    found = tuple(m for m in distill.MODALITIES if prompt_cache_path(config, m).is_file())
     if not found:
-        raise FileNotFoundError(missing_prompts_message(config, ["vision or language"]))
+        raise FileNotFoundError(missing_prompts_message(config, list(distill.MODALITIES)))
     return found
 
 
@@ -353,9 +354,7 @@ def make_lr_lambda(config):
 
 def prepare_demo_inputs(config, rank):
     """The demo makes its own data and prompt features when they are missing (later runs reuse them)."""
-    caches = [prompts.cache_path(config.data_root, "demo", config.split, "train", m, prompts.DEMO_CLIP_MODEL, None)
-              for m in distill.MODALITIES]
-    if rank == 0 and not all(path.is_file() for path in caches):
+    if rank == 0 and not all(prompt_cache_path(config, m).is_file() for m in distill.MODALITIES):
         data.prepare_demo(config.data_root)
         prompts.prepare_demo_prompts(config.data_root, splits=(config.split,), parts=("train",))  # what training reads
     barrier()

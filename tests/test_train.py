@@ -209,8 +209,11 @@ def test_missing_prompt_cache_names_the_command_that_makes_it(tiny_root, tmp_pat
         (folder / name).symlink_to(source / name)
     config, distill_config = train.parse_args(["--data-root", str(tmp_path), "--split", "xview",
                                                "--modalities", "language", "--out", str(tmp_path / "run")])
-    with pytest.raises(FileNotFoundError, match="python prompts.py encode --dataset demo --split xview"):
+    with pytest.raises(FileNotFoundError, match="python prompts.py encode --dataset demo --split xview") as error:
         train.load_prompt_caches(config, ["S001C001P001R001A001"], ("language",))
+    command = str(error.value).splitlines()[1].split()[2:]  # the command it names parses as prompts.py's
+    args = prompts.build_parser().parse_args(command)
+    assert (args.parts, args.modalities, args.model) == (["train"], ["language"], prompts.DEMO_CLIP_MODEL)
 
 
 def test_bad_flags_are_explained():
