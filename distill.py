@@ -18,13 +18,9 @@ plots of one batch's targets and of the alpha schedule. Not here: the encoder (s
 features (prompts.py), the training loop (train.py).
 """
 import math
-import os
-import tempfile
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -35,6 +31,8 @@ from soft_targets import (
     soft_cross_entropy,
     student_logits,
 )
+from utils.distributed import gather_global_batch
+from utils.files import save_figure
 
 MODALITIES = ("vision", "language")
 SYMBOL = {"vision": "v", "language": "l"}  # the paper's subscripts
@@ -221,8 +219,7 @@ class TeacherBank(nn.Module):
     e sees epoch e - 1 (PS-KD's teacher = the previous epoch's model, at no extra forward pass).
 
     Distributed training: C2VLLoss writes the rows of the whole *global* batch on every rank, so the ranks' banks
-    never diverge. sync() makes banks equal however they were written (e.g. each rank writing only its own rows):
-    it all-reduces the stamps and, only for rows that differ between ranks, averages the newest versions.
+    never diverge and need no synchronisation.
     """
 
     def __init__(self, num_samples, dim, modalities="both"):
@@ -268,98 +265,6 @@ class TeacherBank(nn.Module):
         for m in self.modalities:
             self.embeddings(m)[index] = Z[m].detach().to(torch.float16)
         self.stamp[index] = self.step
-
-    @torch.no_grad()
-    def sync(self):
-        """Make every rank's bank equal: each row becomes the mean of the ranks' newest versions of it.
-
-        A no-op without torch.distributed. Cheap when the banks already agree (the C2VLLoss way of writing):
-        three all-reduces of (num_samples,) values; the rows are only exchanged where ranks differ.
-        """
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-            return
-        checksum = torch.stack([self.embeddings(m).float().sum(dim=1) for m in self.modalities], dim=1)  # (N, |m|)
-        newest, oldest = self.stamp.clone(), self.stamp.clone()
-        dist.all_reduce(newest, op=dist.ReduceOp.MAX)
-        dist.all_reduce(oldest, op=dist.ReduceOp.MIN)
-        high, low = checksum.clone(), checksum.clone()
-        dist.all_reduce(high, op=dist.ReduceOp.MAX)
-        dist.all_reduce(low, op=dist.ReduceOp.MIN)
-        rows = ((newest != oldest) | (high != low).any(dim=1)).nonzero().flatten()  # same on every rank
-        step = self.step.clone()
-        dist.all_reduce(step, op=dist.ReduceOp.MAX)
-        self.step.copy_(step)
-        if rows.numel() == 0:
-            return
-        mine = (self.stamp[rows] == newest[rows]).float()  # (R,) this rank holds the newest version of the row
-        count = mine.clone()
-        dist.all_reduce(count)
-        for m in self.modalities:
-            total = self.embeddings(m)[rows].float() * mine[:, None]  # (R, dim)
-            dist.all_reduce(total)
-            self.embeddings(m)[rows] = (total / count[:, None]).to(torch.float16)
-        self.stamp[rows] = newest[rows]
-
-
-class _ScaleGradient(torch.autograd.Function):
-    """Identity forward; the backward pass multiplies the gradient by `factor`."""
-
-    @staticmethod
-    def forward(ctx, x, factor):
-        ctx.factor = factor
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad * ctx.factor, None
-
-
-def world_size():
-    """Number of processes of the default torch.distributed group (1 without torch.distributed)."""
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def _all_gather_rows(x, sizes):
-    """all_gather of (sizes[rank], ...) tensors whose first dimension may differ between ranks -> list per rank."""
-    padded = x.new_zeros((max(sizes),) + tuple(x.shape[1:]))
-    padded[: x.shape[0]] = x
-    out = [torch.empty_like(padded) for _ in sizes]
-    dist.all_gather(out, padded)
-    return [o[:n] for o, n in zip(out, sizes)]
-
-
-def gather_global_batch(Z, P, index):
-    """Concatenate every rank's batch in rank order: Z, P {m: (B_r, D)}, index (B_r,) -> global (N = sum B_r).
-
-    The local rows of Z are the local tensors themselves, so they keep their gradient; the other ranks' rows are
-    constants. DDP averages gradients over ranks while each rank back-propagates only through its own rows, so
-    those rows' gradient is multiplied by the world size: after averaging, every parameter gets exactly the
-    gradient of one process on the global batch (the logit scale sees the whole global batch on every rank, so
-    its gradient is already the global one, and averaging identical values keeps it). Prompt features carry no
-    gradient. Without torch.distributed (or with one process) the inputs are returned unchanged.
-    """
-    W = world_size()
-    if W == 1:
-        return Z, P, index
-    rank, modalities = dist.get_rank(), list(Z)
-    device = next(iter(Z.values())).device
-    size = torch.tensor([index.shape[0]], device=device)
-    sizes = [torch.zeros_like(size) for _ in range(W)]
-    dist.all_gather(sizes, size)
-    sizes = [int(s) for s in sizes]
-    local = torch.cat([Z[m].detach() for m in modalities] + [P[m] for m in modalities], dim=1)  # (B, 2 |m| D)
-    rows = _all_gather_rows(local, sizes)  # [(B_r, 2 |m| D)] per rank
-    index = torch.cat(_all_gather_rows(index.to(device).long(), sizes))  # (N,)
-    D = Z[modalities[0]].shape[1]
-    Z_global, P_global = {}, {}
-    for k, m in enumerate(modalities):
-        parts = [r[:, k * D : (k + 1) * D] for r in rows]
-        parts[rank] = _ScaleGradient.apply(Z[m], float(W))  # local rows keep their gradient
-        Z_global[m] = torch.cat(parts)  # (N, D)
-        j = len(modalities) + k
-        P_global[m] = torch.cat([r[:, j * D : (j + 1) * D] for r in rows])  # (N, D)
-    return Z_global, P_global, index
-
 
 class C2VLLoss(nn.Module):
     """The C2VL training loss (M1-M12) with its state: the learnable logit scale and the teacher bank (M5).
@@ -447,21 +352,6 @@ class C2VLLoss(nn.Module):
         return batch
 
 
-def _save_figure(fig, path):
-    """Write a matplotlib Figure as PNG atomically (temporary file in the same folder, then os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=110)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
 def plot_soft_targets(batch, path, max_samples=32):
     """Heat maps of one batch: Y_intra^m, Y_inter, the final target T and the student's softmax(S), for both
     directions (s->m, m->s) of every modality; PNG at `path`. batch: BatchTargets (C2VLLoss.inspect_batch)."""
@@ -489,7 +379,7 @@ def plot_soft_targets(batch, path, max_samples=32):
             fig.colorbar(image, ax=ax, fraction=0.046)
     teacher = float(batch.has_teacher.float().mean())
     fig.suptitle(f"C2VL soft targets, first {n} samples of the batch (teacher rows: {teacher:.0%})")
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_alpha_schedule(path, epochs, alpha_T=0.5, kind="linear"):
@@ -507,4 +397,4 @@ def plot_alpha_schedule(path, epochs, alpha_T=0.5, kind="linear"):
     formula = "α_T · e / E" if kind == "linear" else "α_T"
     ax.set_title(f"α schedule ({kind}): α_e = {formula}, α_T = {alpha_T}, E = {epochs}", fontsize=9)
     ax.grid(alpha=0.3)
-    return _save_figure(fig, path)
+    return save_figure(fig, path)

@@ -16,7 +16,6 @@ Not here: the maths of the targets and loss (soft_targets.py, distill.py), the d
 import argparse
 import json
 import math
-import os
 import platform
 import sys
 import time
@@ -35,6 +34,8 @@ import evaluate
 import prompts
 from distill import C2VLLoss, DistillConfig, ProjectionHead, add_distill_arguments
 from skeleton_gcn import STGCN, CheckpointMismatchError
+from utils.distributed import barrier, convert_global_batchnorm, setup_distributed
+from utils.files import save_figure, save_torch, write_json, write_text
 
 
 # Reconstruction: the paper's optimiser settings were not available to us; real datasets use the recipe of the
@@ -142,38 +143,6 @@ def fill_presets(config, parser=None):
 # Processes, devices, files
 # ----------------------------------------------------------------------------------------------------------------
 
-def setup_distributed(config):
-    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK: one process per device, nccl on GPU, gloo on CPU."""
-    cuda = torch.cuda.is_available() if config.device == "auto" else config.device == "cuda"
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    if cuda:
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
-    else:
-        device = torch.device("cpu")
-    return device, rank, world
-
-
-def barrier():
-    if dist.is_initialized():
-        dist.barrier()
-
-
-def atomic_save(obj, path):
-    """torch.save to a temporary file in the same folder, then rename: a kill never leaves half a file."""
-    with data.atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def atomic_write_text(text, path):
-    with data.atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
 def environment():
     """What produced the run: library versions and the machine."""
     info = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
@@ -185,62 +154,6 @@ def environment():
     except Exception:
         info["open_clip_torch"] = None
     return info
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# BatchNorm over the global batch, also on CPU (torch's SyncBatchNorm needs a GPU)
-# ----------------------------------------------------------------------------------------------------------------
-
-class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
-    """BatchNorm whose batch statistics are summed over all processes (differentiable all_reduce), so K processes
-    with batch B train exactly like one process with batch K*B. Same parameters and buffers as nn.BatchNorm*d.
-
-    Its collectives run in a process group of their own: in the backward pass they would otherwise interleave
-    with DDP's gradient buckets, which are issued in an order that differs between processes.
-    """
-
-    group = None  # set by convert_global_batchnorm
-
-    def _check_input_dim(self, x):
-        if x.dim() < 2:
-            raise ValueError(f"GlobalBatchNorm expects (N, C, ...) input, got {tuple(x.shape)}")
-
-    def forward(self, x):
-        if not (self.training and dist.is_initialized()):
-            return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce  # differentiable: its backward sums gradients
-        dims = [0] + list(range(2, x.dim()))
-        C, shape = x.shape[1], [1, x.shape[1]] + [1] * (x.dim() - 2)
-        count = torch.tensor([x.numel() / C], dtype=x.dtype, device=x.device)
-        total = all_reduce(torch.cat([x.sum(dims), count]), group=self.group)  # (C + 1,) sums over processes
-        n = total[C]
-        mean = total[:C] / n  # (C,)
-        # Two passes (mean first, then squared deviations) like BatchNorm itself, not E[x^2] - E[x]^2.
-        var = all_reduce(((x - mean.view(shape)) ** 2).sum(dims), group=self.group) / n  # (C,) biased, like BN
-        with torch.no_grad():
-            self.num_batches_tracked += 1
-            momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-            self.running_mean.mul_(1 - momentum).add_(momentum * mean.detach())
-            self.running_var.mul_(1 - momentum).add_(momentum * var.detach() * n / (n - 1))
-        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
-        return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y
-
-
-def convert_global_batchnorm(module, device):
-    """Replace every BatchNorm1d/2d by nn.SyncBatchNorm (GPU) or GlobalBatchNorm (CPU), keeping the weights."""
-    if device.type == "cuda":
-        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
-    if GlobalBatchNorm.group is None:
-        GlobalBatchNorm.group = dist.new_group(backend="gloo")
-    for name, child in module.named_children():
-        if isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            replacement = GlobalBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
-                                          child.track_running_stats)
-            replacement.load_state_dict(child.state_dict())
-            setattr(module, name, replacement)
-        else:
-            convert_global_batchnorm(child, device)
-    return module
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -382,7 +295,7 @@ def resumed_settings(config):
 def pretrain(config, distill_config):
     if config.resume:
         config, distill_config = resumed_settings(config)
-    device, rank, world = setup_distributed(config)
+    device, rank, world = setup_distributed(config.device)
     if config.dataset == "demo":
         prepare_demo_inputs(config, rank)
     out = run_folder(config)
@@ -422,10 +335,10 @@ def pretrain(config, distill_config):
         history, start_epoch, best = state["history"], state["epoch"] + 1, state["best"]
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(json.dumps({"train": asdict(config), "distill": asdict(distill_config),
+        write_json(out / "config.json", {"train": asdict(config), "distill": asdict(distill_config),
                                       "modalities": list(modalities), "prompt_dim": dim, "world_size": world,
-                                      "environment": environment()}, indent=2), out / "config.json")
-        atomic_write_text("".join(json.dumps(h) + "\n" for h in history), out / "metrics.jsonl")
+                                      "environment": environment()})
+        write_text(out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
 
     net = model
     if config.compile:
@@ -461,7 +374,6 @@ def pretrain(config, distill_config):
             seen += info["global_batch"]
             if config.max_steps and steps >= config.max_steps:
                 break
-        loss_fn.bank.sync()
         record = {k: v / steps for k, v in sums.items() if k != "global_batch"}
         record.update(epoch=epoch, lr=optimizer.param_groups[0]["lr"],
                       samples_per_s=seen / (time.perf_counter() - started))
@@ -480,9 +392,9 @@ def pretrain(config, distill_config):
                      "rng": torch.get_rng_state(), "history": history, "best": best}
             with open(out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
-            atomic_save(state, checkpoint_path)
+            save_torch(state, checkpoint_path)
             if improved:
-                atomic_save(state, out / "checkpoint_best.pt")
+                save_torch(state, out / "checkpoint_best.pt")
         barrier()
 
     if rank == 0:
@@ -509,13 +421,13 @@ def save_model(config, model, loss_fn, modalities, dim, out):
     """encoder.pt: the bare ST-GCN state dict (skeleton_gcn.load_checkpoint reads it); heads.pt: g_v, g_l."""
     encoder = STGCN(size=config.size)
     encoder.load_state_dict(model.encoder.state_dict())  # GlobalBatchNorm keeps BatchNorm's keys
-    atomic_save(encoder.state_dict(), out / "encoder.pt")
+    save_torch(encoder.state_dict(), out / "encoder.pt")
     heads = {m: model.heads[m].state_dict() if m in modalities else None
              for m in distill.MODALITIES}
     heads.update(dim=dim, hidden=512, clip_model=config.clip_model, pretrained=clip_pretrained(config),
                  logit_scale=float(loss_fn.logit_scale.detach()), dataset=config.dataset, split=config.split,
                  frames=config.frames, normalization=config.normalization, size=config.size)
-    atomic_save(heads, out / "heads.pt")
+    save_torch(heads, out / "heads.pt")
 
 
 def plot_targets(config, model, loss_fn, train_set, features, modalities, device, out):
@@ -548,7 +460,7 @@ def evaluate_run(config, model, modalities, out, device):
     metrics = evaluate.run_evaluation(eval_config)
     if config.baseline:
         torch.manual_seed(config.seed)  # the initialisation the pretraining started from
-        atomic_save(STGCN(size=config.size).state_dict(), out / "random_init_encoder.pt")
+        save_torch(STGCN(size=config.size).state_dict(), out / "random_init_encoder.pt")
         eval_config.encoder, eval_config.out, eval_config.protocols = (str(out / "random_init_encoder.pt"),
                                                                       str(out / "random_init"), "linear,knn")
         eval_config.heads = str(out / "heads.pt")  # its pretraining settings (frames, normalization)
@@ -582,8 +494,7 @@ def plot_curves(out):
     ax_acc.set(xlabel="epoch", ylabel="top-1 (%)", title="accuracy on the test split")
     ax_acc.legend()
     fig.tight_layout()
-    fig.savefig(out / "curves.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, out / "curves.png", dpi=100)
 
 
 def summary_table(metrics):

@@ -2,7 +2,7 @@
 
 Two real gloo processes on CPU (127.0.0.1, a free port) each train on their half of every step; after DDP-style
 gradient averaging their losses, gradients and teacher banks equal those of one process that trains on the
-concatenated batch. Also: TeacherBank.sync() reconciles banks that ranks wrote separately.
+concatenated batch, and every rank's teacher bank holds the same rows (each rank writes the global batch).
 """
 import os
 import socket
@@ -16,7 +16,7 @@ import torch.multiprocessing as mp
 import torch.nn as nn
 import torch.nn.functional as F
 
-from distill import C2VLLoss, DistillConfig, TeacherBank
+from distill import C2VLLoss, DistillConfig
 
 WORLD, NUM, IN, D, EPOCHS = 2, 24, 10, 8, 2
 MODALITIES = ("vision", "language")
@@ -25,10 +25,6 @@ SCHEDULE = {
     1: [[[0, 5, 9, 13, 21], [2, 7, 11, 20, 16]], [[1, 3, 6, 8, 17], [4, 10, 12, 23, 19]]],
     2: [[[13, 0, 5], [20, 2, 7, 11, 9, 16, 21]], [[8, 1, 6, 3, 23, 17], [12, 4, 10, 19]]],
 }
-# Separate writes per rank for the sync() claim: (rows, value); write k of a rank gets stamp k.
-LOCAL_WRITES = {0: [([0, 1, 2, 5], 1.0), ([3], 2.0)], 1: [([2, 3, 4, 5], 3.0), ([2], 5.0)]}
-# Independent expectation: the newest stamp wins, ties (row 5, both at write 1) are averaged.
-EXPECTED_SYNC = {0: (1.0, 1), 1: (1.0, 1), 2: (5.0, 2), 3: (2.0, 2), 4: (3.0, 1), 5: (2.0, 1)}
 
 
 def train(rank, world):
@@ -65,14 +61,7 @@ def _worker(rank, port, out_dir):
                             timeout=timedelta(seconds=60))
     try:
         records, loss_fn = train(rank, WORLD)
-        bank_before_sync = {k: v.clone() for k, v in loss_fn.bank.state_dict().items()}
-        loss_fn.bank.sync()
-        local = TeacherBank(NUM, D, "both")
-        for rows, value in LOCAL_WRITES[rank]:
-            local.write(torch.tensor(rows), {m: torch.full((len(rows), D), value) for m in MODALITIES})
-        local.sync()
-        torch.save({"records": records, "bank": bank_before_sync, "bank_synced": loss_fn.bank.state_dict(),
-                    "local_synced": local.state_dict()}, os.path.join(out_dir, f"rank{rank}.pt"))
+        torch.save({"records": records, "bank": loss_fn.bank.state_dict()}, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
 
@@ -112,13 +101,4 @@ def test_two_gloo_processes_match_one_process_on_concatenated_batch(ranks):
 def test_every_rank_holds_the_same_teacher_bank(ranks):
     for name, buffer in ranks[0]["bank"].items():
         assert torch.equal(buffer, ranks[1]["bank"][name]), name
-        assert torch.equal(buffer, ranks[0]["bank_synced"][name]), f"sync() changed {name} of equal banks"
 
-
-def test_bank_sync_keeps_the_newest_row_of_every_rank(ranks):
-    for result in ranks:
-        bank = result["local_synced"]
-        for row, (value, stamp) in EXPECTED_SYNC.items():
-            assert bool((bank["Z_vision"][row] == value).all()), f"row {row}: {bank['Z_vision'][row]}"
-            assert int(bank["stamp"][row]) == stamp
-        assert not bool(bank["stamp"][6:].any()) and int(bank["step"]) == 2

@@ -1,0 +1,293 @@
+"""Files written atomically and arrays read without mapping them: the one place this project touches the disk.
+
+- `atomic_path`: every file the project writes goes through it (temporary file in the same folder, then
+  os.replace), so a kill at any moment leaves the old file or the new one, never half of one;
+- `write_text`, `write_json`, `save_torch`, `save_figure`: the usual writes, made atomic;
+- `safe_load_pickle`: pickles of plain containers and numpy arrays only (loading a pickle can run code);
+- `ArrayFile`, `NpyRowWriter`: (N, ...) arrays read and written row by row with preadv/pwrite, memory flat.
+Not a paper concept: plumbing for data.py, prompts.py, train.py and evaluate.py.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import json
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+
+class DataNotFoundError(FileNotFoundError):
+    """A split's files are missing; the message names the command that makes them."""
+
+
+class DataFormatError(ValueError):
+    """An array, label file or pickle is inconsistent (shape, labels, names); the message says what and where."""
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """A pickle asked for something other than plain containers, strings, numbers and numpy arrays."""
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path in the same folder; os.replace it onto `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def _json_ready(value):
+    """numpy scalars and arrays, tuples and Paths -> plain JSON values."""
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _json_ready(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_json(path, obj, indent: int | None = 2) -> Path:
+    return write_text(path, json.dumps(_json_ready(obj), indent=indent) + "\n")
+
+
+def save_torch(obj, path) -> Path:
+    """torch.save, atomically: a kill never leaves half a checkpoint."""
+    import torch
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
+
+
+def save_figure(fig, path, dpi: int = 110) -> Path:
+    """A matplotlib Figure as PNG, atomically; the figure is closed."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    if fig.canvas.manager is not None:  # made by pyplot: release it there too
+        import matplotlib.pyplot as plt
+        plt.close(fig)
+    return Path(path)
+
+
+class NpyRowWriter:
+    """Writes an (N, ...) float32 `.npy` row by row with os.pwrite, then renames it into place atomically.
+
+    The file is created with np.lib.format.open_memmap (header + sparse body); rows are written with pwrite so
+    the writer's memory stays flat however large the array. `write_padded` writes only each row's real frames,
+    leaving the zero padding as holes in the file. If fewer than N rows were written (skipped samples), the
+    header's shape is rewritten in place and the file truncated.
+    """
+
+    def __init__(self, path, shape, dtype=np.float32):
+        self.path, self.shape, self.dtype = Path(path), tuple(shape), np.dtype(dtype)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._commit = atomic_path(self.path)  # the one atomic writer: closing renames the file into place
+        self.tmp = self._commit.__enter__()
+        array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=self.dtype, shape=self.shape)
+        self.offset = array.offset
+        del array
+        self.row_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
+        self.fd = os.open(self.tmp, os.O_RDWR)
+        self.count = 0
+
+    def write_rows(self, rows: np.ndarray) -> None:
+        """Append a block of full rows (B, ...)."""
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        assert rows.shape[1:] == self.shape[1:], (rows.shape, self.shape)
+        if self.count + len(rows) > self.shape[0]:
+            raise ValueError(f"{self.path}: more rows than the {self.shape[0]} allocated")
+        os.pwrite(self.fd, rows.tobytes(), self.offset + self.count * self.row_bytes)
+        self.count += len(rows)
+
+    def write_padded(self, sample: np.ndarray) -> None:
+        """Append one (C, t, ...) sample into a (C, T, ...) row with t <= T; frames t..T stay zero."""
+        C, t = sample.shape[:2]
+        frame_bytes = self.row_bytes // (self.shape[1] * self.shape[2])
+        sample = np.ascontiguousarray(sample, dtype=self.dtype)
+        for c in range(C):
+            os.pwrite(self.fd, sample[c].tobytes(),
+                      self.offset + self.count * self.row_bytes + c * self.shape[2] * frame_bytes)
+        self.count += 1
+
+    def close(self) -> Path:
+        if self.count < self.shape[0]:
+            _rewrite_npy_rows(self.fd, self.offset, (self.count,) + self.shape[1:], self.dtype)
+            os.ftruncate(self.fd, self.offset + self.count * self.row_bytes)
+        os.fsync(self.fd)
+        os.close(self.fd)
+        self._commit.__exit__(None, None, None)
+        return self.path
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+        self._commit.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        self.abort() if kind else self.close()
+
+
+def _rewrite_npy_rows(fd, offset, shape, dtype) -> None:
+    """Rewrite the shape in a `.npy` header without changing its length (numpy pads headers for this)."""
+    major = os.pread(fd, 8, 0)[6]
+    length_bytes = 2 if major == 1 else 4
+    header = repr({"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)})
+    space = offset - 8 - length_bytes
+    if len(header) + 1 > space:
+        raise ValueError("npy header has no room for the new shape")
+    os.pwrite(fd, (header.ljust(space - 1) + "\n").encode("latin1"), 8 + length_bytes)
+
+
+# Everything a pickle of plain containers, strings, numbers and numpy arrays refers to by name. Anything else
+# (os.system, builtins.eval, subprocess.*, arbitrary classes...) could run code while loading and is refused.
+_SAFE_GLOBALS = {
+    ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "bytearray"), ("collections", "OrderedDict"),
+    ("_codecs", "encode"),  # how protocol-2 pickles store bytes (the data of numpy arrays)
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
+    ("numpy._core.numeric", "_frombuffer"),
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only the globals in _SAFE_GLOBALS (numpy 1.x `numpy.core` names included)."""
+
+    def find_class(self, module, name):
+        module = {"__builtin__": "builtins", "copy_reg": "copyreg"}.get(module, module)
+        canonical = "numpy._core" + module[len("numpy.core"):] if module.startswith("numpy.core") else module
+        if (canonical, name) not in _SAFE_GLOBALS:
+            raise UnsafePickleError(f"the pickle refers to {module}.{name}")
+        if canonical.startswith("numpy._core") and not hasattr(np, "_core"):
+            canonical = "numpy.core" + canonical[len("numpy._core"):]  # numpy < 2
+        return getattr(importlib.import_module(canonical), name)
+
+    def persistent_load(self, pid):
+        raise UnsafePickleError("the pickle uses persistent ids")
+
+
+def safe_load_pickle(path):
+    """Load a pickle of plain containers, str, int, float and numpy arrays; refuse anything else, clearly."""
+    try:
+        with open(path, "rb") as f:
+            return RestrictedUnpickler(f, encoding="latin1").load()
+    except UnsafePickleError as error:
+        raise UnsafePickleError(
+            f"{path}: refused to load: {error}. Only plain containers, strings, numbers and numpy arrays are "
+            f"accepted, because loading a pickle can run arbitrary code. If you trust this file, re-save its "
+            f"contents as plain lists/dicts/arrays.") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as error:
+        raise DataFormatError(f"{path}: not a readable pickle ({type(error).__name__}: {error})") from None
+
+
+@dataclasses.dataclass
+class ArrayFile:
+    """An (N, ...) C-order array stored contiguously at `offset` in a file (`.npy`, or a stored `.npz` member).
+
+    Rows are read with os.preadv into fresh buffers, so reading never maps the file into the process and the
+    resident memory stays flat however large the array; `memmap()` gives the random-access view.
+    """
+    path: Path
+    offset: int
+    shape: tuple
+    dtype: np.dtype
+
+    @classmethod
+    def open(cls, path) -> "ArrayFile":
+        path = Path(path)
+        if not path.is_file():
+            raise DataNotFoundError(f"array file {path} not found")
+        with open(path, "rb") as f:
+            return cls._at(path, f, 0)
+
+    @classmethod
+    def _at(cls, path, f, start) -> "ArrayFile":
+        f.seek(start)
+        try:
+            version = np.lib.format.read_magic(f)
+            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran_order, dtype = reader(f)
+        except ValueError as error:
+            raise DataFormatError(f"{path}: not a .npy array ({error})") from None
+        if fortran_order or dtype.hasobject:
+            raise DataFormatError(f"{path}: {'Fortran-order' if fortran_order else 'object'} arrays are not supported")
+        array = cls(path, f.tell(), tuple(shape), dtype)
+        expected = array.offset + int(np.prod(shape)) * dtype.itemsize
+        if os.path.getsize(path) < expected and start == 0:
+            raise DataFormatError(f"{path}: file is truncated ({os.path.getsize(path)} bytes, header says {expected})")
+        return array
+
+    @classmethod
+    def npz_member(cls, path, key) -> "ArrayFile":
+        """A member of an `.npz`: memory-mappable in place when stored; extracted once next to it if compressed."""
+        path = Path(path)
+        with zipfile.ZipFile(path) as archive:
+            try:
+                info = archive.getinfo(f"{key}.npy")
+            except KeyError:
+                raise DataFormatError(f"{path}: no array {key!r}; it holds {archive.namelist()}") from None
+            if info.compress_type != zipfile.ZIP_STORED:
+                extracted = path.with_name(f"{path.stem}.{key}.npy")
+                if not extracted.is_file() or extracted.stat().st_mtime < path.stat().st_mtime:
+                    with atomic_path(extracted) as tmp, archive.open(info) as src, open(tmp, "wb") as dst:
+                        while chunk := src.read(1 << 24):
+                            dst.write(chunk)
+                return cls.open(extracted)
+        with open(path, "rb") as f:
+            f.seek(info.header_offset)
+            local = f.read(30)
+            name_length, extra_length = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
+            return cls._at(path, f, info.header_offset + 30 + name_length + extra_length)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows start..stop-1 as a new writable array."""
+        stop = min(stop, self.shape[0])
+        out = np.empty((max(stop - start, 0),) + self.shape[1:], dtype=self.dtype)
+        row_bytes = out[0].nbytes if len(out) else 0
+        view, position = memoryview(out).cast("B"), 0
+        fd = self._fd()
+        while position < len(view):
+            n = os.preadv(fd, [view[position:]], self.offset + start * row_bytes + position)
+            if n == 0:
+                raise DataFormatError(f"{self.path}: file ends early (truncated) while reading rows {start}..{stop}")
+            position += n
+        return out
+
+    def memmap(self) -> np.memmap:
+        return np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset, shape=self.shape)
+
+    def _fd(self) -> int:
+        # One descriptor per process (DataLoader workers fork): preadv does not share a file position anyway.
+        if getattr(self, "_pid", None) != os.getpid():
+            self._descriptor, self._pid = os.open(self.path, os.O_RDONLY), os.getpid()
+        return self._descriptor
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k not in ("_descriptor", "_pid")}
+
+
