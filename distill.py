@@ -18,7 +18,7 @@ plots of one batch's targets and of the alpha schedule. Not here: the encoder (s
 features (prompts.py), the training loop (train.py).
 """
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -31,27 +31,29 @@ from soft_targets import (
     soft_cross_entropy,
     student_logits,
 )
+from utils.config import check_choices, setting
 from utils.distributed import gather_global_batch
 from utils.files import save_figure
 
 MODALITIES = ("vision", "language")
 SYMBOL = {"vision": "v", "language": "l"}  # the paper's subscripts
-CHOICES = {"alpha_schedule": ("linear", "constant"), "inter": ("cycle", "self", "off")}
 MAX_LOG_LOGIT_SCALE = math.log(100.0)  # CLIP clamps the logit scale t at 100
 
 
 @dataclass
 class DistillConfig:
-    """Options of the C2VL loss (METHOD.md §11). Each field has a command-line flag of the same name."""
+    """Options of the C2VL loss (docs/method.md §11); each is a flag of train.py with the same name."""
 
     # Reconstruction: beta = 0.5 weighs the hard label and the soft similarities equally (the paper's value unknown).
-    beta: float = 0.5  # M4: weight of the soft self-similarities against the hard label I  [C]
-    alpha_T: float = 0.5  # M6: final weight of the inter-modal target (PS-KD uses 0.8)  [R]
-    alpha_schedule: str = "linear"  # M6: "linear" alpha_T * e / E, or "constant" alpha_T from epoch 1
-    inter: str = "cycle"  # M9: "cycle" through the other prompt, "self" teacher's own prediction, "off" no Y_inter
-    tau_t: float = 0.05  # M2, M3, M7: target temperature; small, so only close neighbours get target mass
-    lambda_v: float = 1.0  # M12: weight of the vision branch
-    lambda_l: float = 1.0  # M12: weight of the language branch
+    beta: float = setting(0.5, "M4: weight of the soft self-similarity targets against the hard label I")
+    alpha_T: float = setting(0.5, "M6: final weight alpha_T of the inter-modal targets (PS-KD uses 0.8)")
+    alpha_schedule: str = setting("linear", "M6: linear (alpha_e = alpha_T e / E) or constant (alpha_T from epoch 1)",
+                                  choices=("linear", "constant"))
+    inter: str = setting("cycle", "M9: inter-modal targets: cycle through the other prompt modality, self "
+                         "(teacher's own prediction), off", choices=("cycle", "self", "off"))
+    tau_t: float = setting(0.05, "M2, M3, M7: temperature of the soft targets (small: only close neighbours)")
+    lambda_v: float = setting(1.0, "M12: weight of the vision branch")
+    lambda_l: float = setting(1.0, "M12: weight of the language branch")
 
     def __post_init__(self):
         for name in ("beta", "alpha_T"):
@@ -62,33 +64,7 @@ class DistillConfig:
         for name in ("lambda_v", "lambda_l"):
             if getattr(self, name) < 0.0:
                 raise ValueError(f"DistillConfig.{name} must be >= 0, got {getattr(self, name)}")
-        for name, allowed in CHOICES.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"DistillConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
-
-    @classmethod
-    def from_args(cls, args):
-        """The config from an argparse namespace filled by add_distill_arguments."""
-        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
-
-
-DISTILL_HELP = {
-    "beta": "M4: weight of the soft self-similarity targets against the hard label I",
-    "alpha_T": "M6: final weight alpha_T of the inter-modal targets",
-    "alpha_schedule": "M6: linear (alpha_e = alpha_T e / E) or constant (alpha_T from epoch 1)",
-    "inter": "M9: inter-modal targets: cycle through the other prompt modality, self (teacher's own prediction), off",
-    "tau_t": "M2, M3, M7: temperature of the soft targets",
-    "lambda_v": "M12: weight of the vision branch",
-    "lambda_l": "M12: weight of the language branch",
-}
-
-
-def add_distill_arguments(parser):
-    """Add one --flag per DistillConfig field (same name, same default) to an argparse parser."""
-    for f in fields(DistillConfig):
-        parser.add_argument(f"--{f.name}", type=type(f.default), default=f.default, choices=CHOICES.get(f.name),
-                            help=f"{DISTILL_HELP[f.name]} (default {f.default})")
-    return parser
+        check_choices(self)
 
 
 def resolve_modalities(modalities):
@@ -111,7 +87,7 @@ def alpha_schedule(epoch, epochs, alpha_T, kind="linear"):
         return alpha_T * epoch / epochs
     if kind == "constant":
         return alpha_T
-    raise ValueError(f"alpha schedule must be one of {CHOICES['alpha_schedule']}, got {kind!r}")
+    raise ValueError(f"alpha schedule must be 'linear' or 'constant', got {kind!r}")
 
 
 def progressive_target(Y_intra, Y_inter, alpha_e):

@@ -1,4 +1,4 @@
-"""Skeleton-only evaluation of a C2VL encoder: the field's protocols (METHOD.md §9) and zero-shot in CLIP space.
+"""Skeleton-only evaluation of a C2VL encoder: the field's protocols (docs/method.md §9) and zero-shot in CLIP space.
 
 C2VL is judged on the 256-d feature f(x) of its ST-GCN alone; the prompts, the heads and CLIP are gone at test
 time. This file loads any ST-GCN encoder (C2VL's encoder.pt, a published ST-GCN classifier, an AimCLR/CrosSCLR
@@ -47,8 +47,11 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from data import DATASETS, NORMALIZATIONS, DataNotFoundError, atomic_path, class_names, load_split, num_classes
+from data import DATASETS, NORMALIZATIONS, DataNotFoundError, class_names, load_split, num_classes
 from skeleton_gcn import STGCN, CheckpointMismatchError, load_checkpoint, unwrap_state_dict
+from utils.config import add_arguments, check_choices, from_args, setting
+from utils.distributed import DEVICES, resolve_device
+from utils.files import save_figure, write_json
 
 PROTOCOLS = ("linear", "knn", "semi", "zeroshot")
 SIZE_KEY = "st_gcn_networks.0.gcn.conv.weight"  # (K * C_out, 3, 1, 1): K = 3 partitions, C_out 64 or 16
@@ -56,33 +59,62 @@ SIZE_BY_ROWS = {3 * 64: "standard", 3 * 16: "quarter"}
 KNN_TEMPERATURE = 0.07
 
 
+def _comma_list(kind, text, name):
+    try:
+        return tuple(kind(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--{name} expects a comma-separated list, got {text!r}") from None
+
+
 @dataclass
 class EvalConfig:
-    """Every setting of `python evaluate.py`; argparse exposes each field under the same name."""
+    """Every setting of `python evaluate.py`; each field is a flag of the same name."""
 
-    encoder: str = ""                 # encoder.pt of train.py, or any ST-GCN checkpoint
-    heads: str | None = None          # heads.pt (zero-shot, pretraining metadata); default: next to the encoder
-    dataset: str = "demo"             # target dataset; transfer when it differs from the pretraining one
-    split: str = "xsub"
-    protocols: str = "linear,knn"     # comma list of: linear, knn, semi, zeroshot
-    data_root: str = "datasets"
-    out: str | None = None            # default: <encoder folder>/eval-<dataset>-<split>
-    size: str = "auto"                # ST-GCN width; auto = read from the checkpoint's shapes
-    frames: int | None = None         # preprocessing; default: what the encoder was pretrained with, else 50
-    normalization: str | None = None  # default: what the encoder was pretrained with, else "aimclr"
-    device: str = "auto"              # cuda when available
-    batch_size: int = 256             # feature extraction batch
-    num_workers: int = 0
-    seed: int = 0
-    linear_epochs: int = 100          # METHOD.md §9; lr x 0.1 after 80 % of the epochs (epoch 80 of 100)
-    linear_lr: float = 3.0
-    linear_batch_size: int = 128
-    knn_k: str = "1,10,20"
-    semi_fractions: str = "0.01,0.1"
-    semi_seeds: str = "0,1,2"
-    semi_epochs: int = 100            # Reconstruction: the fine-tuning recipe is ours (see semi_supervised)
-    semi_lr: float = 0.1
-    semi_batch_size: int = 128
+    encoder: str = setting("", "encoder.pt of train.py, or any ST-GCN checkpoint (required)")
+    heads: str | None = setting(None, "heads.pt (zero-shot; pretraining metadata); default: next to the encoder",
+                                kind=str)
+    dataset: str = setting("demo", "dataset to evaluate on; another than the pretraining one is transfer",
+                           tuple(DATASETS))
+    split: str = setting("xsub", "benchmark split: xsub, xview or xset")
+    protocols: str = setting("linear,knn", f"comma list of {', '.join(PROTOCOLS)}")
+    data_root: str = setting("datasets", "where the <dataset>/<split>/ folders are (tools/gendata.py)")
+    out: str | None = setting(None, "output folder; default: <encoder folder>/eval-<dataset>-<split>", kind=str)
+    size: str = setting("auto", "ST-GCN width; auto = read from the checkpoint's shapes",
+                        ("auto", "standard", "quarter"))
+    frames: int | None = setting(None, "frames T of the input; default: the pretraining setting, else 50", kind=int)
+    normalization: str | None = setting(None, "input normalisation; default: the pretraining setting, else aimclr",
+                                        NORMALIZATIONS, str)
+    device: str = setting("auto", f"{DEVICES} (auto: cuda when available)")
+    batch_size: int = setting(256, "feature extraction batch")
+    num_workers: int = setting(0, "DataLoader worker processes")
+    seed: int = setting(0, "seed of the linear classifier and the batch order")
+    linear_epochs: int = setting(100, "(E1) epochs; lr x 0.1 after 80 %% of them (docs/method.md §9)")
+    linear_lr: float = setting(3.0, "(E1) SGD learning rate")
+    linear_batch_size: int = setting(128, "(E1) batch")
+    knn_k: str = setting("1,10,20", "(E2) neighbour counts, comma list")
+    semi_fractions: str = setting("0.01,0.1", "labelled fractions per class, comma list, each in (0, 1]")
+    semi_seeds: str = setting("0,1,2", "one label subset and fine-tuning run per seed, comma list")
+    semi_epochs: int = setting(100, "fine-tuning epochs (Reconstruction: the recipe is ours, see semi_supervised)")
+    semi_lr: float = setting(0.1, "fine-tuning SGD learning rate")
+    semi_batch_size: int = setting(128, "fine-tuning batch")
+
+    def __post_init__(self):
+        check_choices(self)
+        resolve_device(self.device)
+        if self.split not in DATASETS[self.dataset]:
+            raise ValueError(f"--split: {self.dataset} has splits {', '.join(DATASETS[self.dataset])}")
+        if bad := [p for p in self.protocols.split(",") if p not in PROTOCOLS]:
+            raise ValueError(f"--protocols: unknown {', '.join(map(repr, bad))}; choose from {', '.join(PROTOCOLS)}")
+        for name in ("frames", "batch_size", "linear_epochs", "linear_lr", "linear_batch_size", "semi_epochs",
+                     "semi_lr", "semi_batch_size"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+        if any(k < 1 for k in _comma_list(int, self.knn_k, "knn-k")):
+            raise ValueError(f"--knn-k values must be >= 1, got {self.knn_k}")
+        if any(s < 0 for s in _comma_list(int, self.semi_seeds, "semi-seeds")):
+            raise ValueError(f"--semi-seeds values must be >= 0, got {self.semi_seeds}")
+        if not all(0 < f <= 1 for f in _comma_list(float, self.semi_fractions, "semi-fractions")):
+            raise ValueError(f"--semi-fractions: fractions must be in (0, 1], got {self.semi_fractions}")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -412,12 +444,6 @@ def clip_embeddings(feats, heads, modality="language") -> torch.Tensor:
 # Pictures
 # ----------------------------------------------------------------------------------------------------------------
 
-def _save_png(fig, path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    return Path(path)
-
-
 def plot_confusion(predictions, labels, class_names, path, title="confusion matrix") -> Path:
     """Row-normalised confusion matrix (rows: true class) of the classes that occur, as a PNG."""
     from matplotlib.figure import Figure
@@ -439,7 +465,7 @@ def plot_confusion(predictions, labels, class_names, path, title="confusion matr
     accuracy = 100.0 * np.trace(counts) / max(counts.sum(), 1)
     ax.set_title(f"{title} (top-1 {accuracy:.1f} %, rows sum to 1)", fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046)
-    return _save_png(fig, path)
+    return save_figure(fig, path)
 
 
 def pca_2d(feats) -> np.ndarray:
@@ -473,7 +499,7 @@ def plot_embedding(feats, labels, class_names, path, max_points=5000, seed=0) ->
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
     ax.set_title(f"test features f(x), PCA of the unit vectors ({len(labels)} samples, {C} classes)", fontsize=9)
-    return _save_png(fig, path)
+    return save_figure(fig, path)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -496,42 +522,15 @@ def pretraining_info(encoder_path, heads_path=None) -> dict:
     return {}
 
 
-def _json_ready(value):
-    """nan -> None (JSON has no NaN), tensors and numpy scalars -> Python numbers, recursively."""
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, (np.generic, torch.Tensor)):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
-def write_json(path, obj) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(_json_ready(obj), indent=2, allow_nan=False) + "\n")
-    return Path(path)
-
-
 def output_dir(config: EvalConfig) -> Path:
     return Path(config.out) if config.out else Path(config.encoder).parent / f"eval-{config.dataset}-{config.split}"
-
-
-def _ints(text):
-    return tuple(int(v) for v in text.split(","))
-
-
-def _floats(text):
-    return tuple(float(v) for v in text.split(","))
 
 
 def run_evaluation(config: EvalConfig) -> dict:
     """Every protocol of config.protocols on config.dataset/split; writes metrics.json and PNGs to the out folder."""
     started = time.perf_counter()
     protocols = [p for p in config.protocols.split(",") if p]
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
+    device = resolve_device(config.device)
     source = pretraining_info(config.encoder, config.heads)
     frames = config.frames or int(source.get("frames", 50))
     normalization = config.normalization or source.get("normalization", "aimclr")
@@ -577,13 +576,13 @@ def run_evaluation(config: EvalConfig) -> dict:
         seconds["linear"] = time.perf_counter() - t
     if "knn" in protocols:
         t = time.perf_counter()
-        metrics.update(knn_evaluation(train_feats, train_labels, test_feats, test_labels, _ints(config.knn_k),
+        metrics.update(knn_evaluation(train_feats, train_labels, test_feats, test_labels, _comma_list(int, config.knn_k, "knn-k"),
                                       device=device))
         seconds["knn"] = time.perf_counter() - t
     if "semi" in protocols:
         t = time.perf_counter()
         metrics.update(semi_supervised(encoder.state_dict(), encoder.size, train_set, test_set, C,
-                                       _floats(config.semi_fractions), _ints(config.semi_seeds),
+                                       _comma_list(float, config.semi_fractions, "semi-fractions"), _comma_list(int, config.semi_seeds, "semi-seeds"),
                                        epochs=config.semi_epochs, lr=config.semi_lr,
                                        batch_size=config.semi_batch_size, device=device,
                                        num_workers=config.num_workers))
@@ -613,35 +612,10 @@ def run_evaluation(config: EvalConfig) -> dict:
 # Command line
 # ----------------------------------------------------------------------------------------------------------------
 
-def _list_of(parse, choices=None, minimum=None):
-    """argparse type: a comma list, checked against `choices` or a `minimum`, kept as the text (EvalConfig)."""
-    def convert(text):
-        try:
-            values = parse(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}") from None
-        if choices is not None and (bad := [v for v in values if v not in choices]):
-            raise argparse.ArgumentTypeError(f"unknown {', '.join(map(repr, bad))}; choose from {', '.join(choices)}")
-        if minimum is not None and (bad := [v for v in values if v < minimum]):
-            raise argparse.ArgumentTypeError(f"values must be >= {minimum}, got {', '.join(map(str, bad))}")
-        return text
-    return convert
-
-
-def _positive(kind):
-    def convert(text):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-    return convert
-
-
 def build_parser() -> argparse.ArgumentParser:
-    d = EvalConfig()
-    p = argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(
         prog="python evaluate.py", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Skeleton-only evaluation of a pretrained ST-GCN encoder (METHOD.md §9): linear evaluation "
+        description="Skeleton-only evaluation of a pretrained ST-GCN encoder (docs/method.md §9): linear evaluation "
                     "(E1), kNN (E2), semi-supervised fine-tuning, transfer, and zero-shot / retrieval in CLIP space "
                     "(E3). Writes metrics.json, confusion matrices and an embedding map.",
         epilog="examples:\n"
@@ -651,50 +625,18 @@ def build_parser() -> argparse.ArgumentParser:
                "  python evaluate.py --encoder runs/ntu60/encoder.pt --dataset pku2 --split xsub   # transfer\n"
                "  python evaluate.py --encoder st_gcn.ntu-xsub.pt --dataset ntu60 --split xsub "
                "--frames 300 --normalization none")
-    p.add_argument("--encoder", required=True, help="encoder.pt of train.py, or any ST-GCN checkpoint")
-    p.add_argument("--heads", default=d.heads, help="heads.pt (zero-shot; pretraining metadata). "
-                                                    "Default: next to the encoder")
-    p.add_argument("--dataset", choices=tuple(DATASETS), default=d.dataset,
-                   help="dataset to evaluate on; a different one than the pretraining dataset is transfer")
-    p.add_argument("--split", default=d.split, help="benchmark split: xsub, xview or xset")
-    p.add_argument("--protocols", type=_list_of(lambda t: t.split(","), PROTOCOLS), default=d.protocols,
-                   help=f"comma list of {', '.join(PROTOCOLS)} (default: {d.protocols})")
-    p.add_argument("--data-root", default=d.data_root, help="where <dataset>/<split>/ folders are (data.py)")
-    p.add_argument("--out", default=d.out, help="output folder (default: <encoder folder>/eval-<dataset>-<split>)")
-    p.add_argument("--size", choices=("auto", "standard", "quarter"), default=d.size, help="ST-GCN width")
-    p.add_argument("--frames", type=_positive(int), default=d.frames,
-                   help="frames T of the preprocessed input (default: the pretraining setting, else 50)")
-    p.add_argument("--normalization", choices=NORMALIZATIONS, default=d.normalization,
-                   help="input normalisation (default: the pretraining setting, else aimclr)")
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--batch-size", type=_positive(int), default=d.batch_size, help="feature extraction batch")
-    p.add_argument("--num-workers", type=int, default=d.num_workers, help="DataLoader worker processes")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of the linear classifier and batch order")
-    p.add_argument("--linear-epochs", type=_positive(int), default=d.linear_epochs,
-                   help="(E1) epochs; lr x 0.1 after 80 %% of them (protocol: 100)")
-    p.add_argument("--linear-lr", type=_positive(float), default=d.linear_lr, help="(E1) SGD lr (protocol: 3.0)")
-    p.add_argument("--linear-batch-size", type=_positive(int), default=d.linear_batch_size,
-                   help="(E1) batch (protocol: 128)")
-    p.add_argument("--knn-k", type=_list_of(_ints, minimum=1), default=d.knn_k,
-                   help="(E2) neighbour counts, comma list")
-    p.add_argument("--semi-fractions", type=_list_of(_floats, minimum=1e-9), default=d.semi_fractions,
-                   help="labelled fractions per class, comma list")
-    p.add_argument("--semi-seeds", type=_list_of(_ints, minimum=0), default=d.semi_seeds,
-                   help="one label subset and fine-tuning run per seed")
-    p.add_argument("--semi-epochs", type=_positive(int), default=d.semi_epochs, help="fine-tuning epochs")
-    p.add_argument("--semi-lr", type=_positive(float), default=d.semi_lr, help="fine-tuning SGD lr")
-    p.add_argument("--semi-batch-size", type=_positive(int), default=d.semi_batch_size, help="fine-tuning batch")
-    return p
+    return add_arguments(parser, EvalConfig)
 
 
 def main(argv=None) -> dict:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.split not in DATASETS[args.dataset]:
-        parser.error(f"argument --split: {args.dataset} has splits {', '.join(DATASETS[args.dataset])}")
-    if any(f > 1 for f in _floats(args.semi_fractions)):
-        parser.error(f"argument --semi-fractions: fractions must be in (0, 1], got {args.semi_fractions}")
-    config = EvalConfig(**vars(args))
+    if not args.encoder:
+        parser.error("the following arguments are required: --encoder")
+    try:
+        config = from_args(EvalConfig, args)
+    except ValueError as error:
+        parser.error(str(error))
     try:
         metrics = run_evaluation(config)
     except (DataNotFoundError, FileNotFoundError, CheckpointMismatchError) as error:

@@ -1,7 +1,7 @@
-"""C2VL pretraining, then skeleton-only linear evaluation: the whole paper in one command (METHOD.md §1, §9).
+"""C2VL pretraining, then skeleton-only linear evaluation: the whole paper in one command (docs/method.md §1, §9).
 
     python train.py                                 # the demo: data, prompts, pretraining, evaluation (CPU, minutes)
-    python train.py --dataset ntu60 --split xsub    # the real benchmark (prepare it with data.py and prompts.py)
+    python train.py --dataset ntu60 --split xsub    # the real benchmark (prepare it with tools/gendata.py and prompts.py)
     torchrun --nproc_per_node=4 train.py --dataset ntu120 --split xset
 
 Pretraining (M1-M12): the skeleton encoder f (ST-GCN, skeleton_gcn.py) and the heads g_v, g_l (distill.py) are
@@ -19,7 +19,7 @@ import math
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +32,10 @@ import data
 import distill
 import evaluate
 import prompts
-from distill import C2VLLoss, DistillConfig, ProjectionHead, add_distill_arguments
+from distill import C2VLLoss, DistillConfig, ProjectionHead
 from skeleton_gcn import STGCN, CheckpointMismatchError
-from utils.distributed import barrier, convert_global_batchnorm, setup_distributed
+from utils.config import add_arguments, check_choices, from_args, setting
+from utils.distributed import DEVICES, barrier, convert_global_batchnorm, resolve_device, setup_distributed
 from utils.files import save_figure, save_torch, write_json, write_text
 
 
@@ -51,89 +52,82 @@ PRESETS = {
 }
 
 
-def opt(default, help, kind=None):
-    """A TrainConfig field with its help text (and argparse type, when the default is None = "the preset")."""
-    return field(default=default, metadata={"help": help, "type": kind or type(default)})
-
-
 @dataclass
 class TrainConfig:
-    """Every setting of a run (config.json). Settings left at None take the dataset's PRESETS."""
+    """Every setting of a run (config.json holds the effective values). None = the dataset's PRESETS value."""
 
-    dataset: str = opt("demo", "ntu60 | ntu120 | pku1 | pku2 | demo")
-    split: str = opt("xsub", "xsub | xview (ntu60, pku) | xset (ntu120)")
-    data_root: str = opt("datasets", "where data.py put the prepared splits (and prompts.py their prompt caches)")
-    out: str = opt("", "output folder; default runs/<dataset>-<split>-<time>")
-    resume: str = opt("", "a run folder to continue from its last checkpoint, with the run's own settings")
-    size: str | None = opt(None, "ST-GCN width: standard (64/128/256) | quarter (16/32/64 -> 256)", str)
-    frames: int = opt(50, "T after resizing the valid frames (data.py preprocessing)")
-    normalization: str = opt("aimclr", "skeleton preprocessing: aimclr | ctrgcn | none")
-    modalities: str = opt("auto", "prompt modalities: vision | language | both | auto (= both caches that exist)")
-    clip_model: str | None = opt(None, "the open_clip model the prompt caches were encoded with", str)
-    pretrained: str | None = opt(None, "its pretrained tag or checkpoint ('none': random weights, the demo)", str)
-    pooling: str = opt("mean", "prompt pooling over the K frames: mean (METHOD §1) | sample (one per step)")
-    allow_partial: bool = opt(False, "train on the samples that have prompts when a cache covers part of the split")
-    epochs: int | None = opt(None, "pretraining epochs E (M6); default: the preset", int)
-    batch_size: int | None = opt(None, "N, the global batch over all processes: M1-M12 are computed over it", int)
-    optimizer: str | None = opt(None, "sgd | adamw", str)
-    lr: float | None = opt(None, "learning rate; default: the preset", float)
-    weight_decay: float | None = opt(None, "weight decay (not on biases, BatchNorm, the logit scale)", float)
-    lr_schedule: str | None = opt(None, "step | cosine (per epoch)", str)
-    lr_steps: str | None = opt(None, "epochs after which lr is x0.1 (schedule 'step'), comma separated", str)
-    warmup_epochs: int = opt(0, "linear lr warm-up")
-    monitor_every: int | None = opt(None, "kNN monitor on the test split every n epochs (0: off)", int)
-    linear_epochs: int = opt(100, "linear evaluation epochs (METHOD §9: 100, lr x0.1 after 80)")
-    seed: int = opt(0, "seed of the initialisation, the batch order and the linear evaluation")
-    device: str = opt("auto", "auto | cpu | cuda")
-    workers: int = opt(-1, "DataLoader workers per process (-1: 0 on CPU, 4 on GPU)")
-    amp: str = opt("auto", "bf16 autocast: auto (on for CUDA) | on | off")
-    compile: bool = opt(False, "torch.compile the encoder and heads")
-    sync_bn: bool = opt(True, "under torchrun, BatchNorm statistics over the global batch (as in one process)")
-    baseline: bool = opt(False, "also evaluate the same encoder at random initialisation (always on for the demo)")
-    max_steps: int = opt(0, "stop each epoch after this many steps (smoke tests); 0 = all")
+    dataset: str = setting("demo", "ntu60 | ntu120 | pku1 | pku2 | demo", choices=tuple(data.DATASETS))
+    split: str = setting("xsub", "xsub | xview (ntu60, pku) | xset (ntu120)")
+    data_root: str = setting("datasets", "where tools/gendata.py put the prepared splits (and prompts.py the caches)")
+    out: str = setting("", "output folder; default runs/<dataset>-<split>-<time>")
+    resume: str = setting("", "a run folder to continue from its last checkpoint, with the run's own settings")
+    size: str | None = setting(None, "ST-GCN width: standard (64/128/256) | quarter (16/32/64 -> 256)",
+                               ("standard", "quarter"), str)
+    frames: int = setting(50, "T after resizing the valid frames (data.py preprocessing)")
+    normalization: str = setting("aimclr", "skeleton preprocessing", data.NORMALIZATIONS)
+    modalities: str = setting("auto", "prompt modalities (auto: every modality whose training cache exists)",
+                              ("auto", "vision", "language", "both"))
+    clip_model: str | None = setting(None, "the open_clip model the prompt caches were encoded with", kind=str)
+    pretrained: str | None = setting(None, "its pretrained tag or checkpoint ('none': random weights)", kind=str)
+    pooling: str = setting("mean", "prompt pooling over the K frames: mean (P1) | sample (one per step)",
+                           ("mean", "sample"))
+    allow_partial: bool = setting(False, "train on the samples that have prompts when a cache covers part of the split")
+    epochs: int | None = setting(None, "pretraining epochs E (M6)", kind=int)
+    batch_size: int | None = setting(None, "N, the global batch over all processes: M1-M12 are computed over it", kind=int)
+    optimizer: str | None = setting(None, "optimiser of the encoder and heads", ("sgd", "adamw"), str)
+    lr: float | None = setting(None, "learning rate", kind=float)
+    weight_decay: float | None = setting(None, "weight decay (not on biases, BatchNorm, the logit scale)", kind=float)
+    lr_schedule: str | None = setting(None, "per-epoch schedule", ("step", "cosine"), str)
+    lr_steps: str | None = setting(None, "epochs after which lr is x0.1 (schedule 'step'), comma separated", kind=str)
+    warmup_epochs: int = setting(0, "linear lr warm-up")
+    monitor_every: int | None = setting(None, "kNN monitor on the test split every n epochs (0: off)", kind=int)
+    linear_epochs: int = setting(100, "linear evaluation epochs (docs/method.md §9: 100, lr x0.1 after 80)")
+    seed: int = setting(0, "seed of the initialisation, the batch order and the linear evaluation")
+    device: str = setting("auto", f"{DEVICES} (auto: cuda when available)")
+    workers: int = setting(-1, "DataLoader workers per process (-1: 0 on CPU, 4 on GPU)")
+    amp: str = setting("auto", "bf16 autocast (auto: on for CUDA)", ("auto", "on", "off"))
+    compile: bool = setting(False, "torch.compile the encoder and heads")
+    sync_bn: bool = setting(True, "under torchrun, BatchNorm statistics over the global batch (as in one process)")
+    baseline: bool = setting(False, "also evaluate the same encoder at random initialisation (always on for the demo)")
+    max_steps: int = setting(0, "stop each epoch after this many steps (smoke tests); 0 = all")
+
+
+def preset_table():
+    """PRESETS as the text `--help` ends with."""
+    names = list(PRESETS["real"])
+    rows = [f"  {'setting':14s} {'demo':>16s} {'real datasets':>16s}"]
+    rows += [f"  {n:14s} {str(PRESETS['demo'][n]):>16s} {str(PRESETS['real'][n]):>16s}" for n in names]
+    return "settings left unset take the dataset's preset:\n" + "\n".join(rows)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f in fields(TrainConfig):
-        flags = sorted({f"--{f.name}", f"--{f.name.replace('_', '-')}"})  # --data_root and --data-root alike
-        if isinstance(f.default, bool):
-            parser.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default,
-                                help=f.metadata["help"])
-        else:
-            parser.add_argument(*flags, dest=f.name, type=f.metadata["type"], default=f.default,
-                                help=f.metadata["help"])
-    group = parser.add_argument_group("C2VL loss (distill.py; METHOD.md §11)")
-    add_distill_arguments(group)
+    parser = argparse.ArgumentParser(description=__doc__, epilog=preset_table(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser, TrainConfig)
+    add_arguments(parser.add_argument_group("C2VL loss (distill.py; docs/method.md §11)"), DistillConfig)
     args = parser.parse_args(argv)
-    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
-    return fill_presets(config, parser), DistillConfig.from_args(args)
+    try:
+        return fill_presets(from_args(TrainConfig, args)), from_args(DistillConfig, args)
+    except ValueError as error:
+        parser.error(str(error))
 
 
-def fill_presets(config, parser=None):
+def fill_presets(config):
     """Fill the dataset's preset values into the settings left empty, and check the choices."""
-    def fail(message):
-        if parser is not None:
-            parser.error(message)
-        raise ValueError(message)
-
     if config.dataset not in data.DATASETS:
-        fail(f"--dataset must be one of {sorted(data.DATASETS)}, got {config.dataset!r}")
+        raise ValueError(f"--dataset must be one of {sorted(data.DATASETS)}, got {config.dataset!r}")
     if config.split not in data.DATASETS[config.dataset]:
-        fail(f"--split for {config.dataset} must be one of {data.DATASETS[config.dataset]}, got {config.split!r}")
+        raise ValueError(f"--split for {config.dataset} must be one of {data.DATASETS[config.dataset]}, "
+                         f"got {config.split!r}")
     preset = PRESETS["demo" if config.dataset == "demo" else "real"]
     for name, value in preset.items():
         if getattr(config, name) is None:  # left unset
             setattr(config, name, value)
-    choices = dict(size=("standard", "quarter"), modalities=("auto", "vision", "language", "both"),
-                   pooling=("mean", "sample"), optimizer=("sgd", "adamw"), lr_schedule=("step", "cosine"),
-                   amp=("auto", "on", "off"), normalization=data.NORMALIZATIONS)
-    for name, allowed in choices.items():
-        if getattr(config, name) not in allowed:
-            fail(f"--{name.replace('_', '-')} must be one of {tuple(allowed)}, got {getattr(config, name)!r}")
+    check_choices(config)
+    resolve_device(config.device)
     for name in ("epochs", "batch_size", "frames", "linear_epochs"):
         if getattr(config, name) < 1:
-            fail(f"--{name.replace('_', '-')} must be >= 1, got {getattr(config, name)}")
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(config, name)}")
     if config.dataset == "demo":
         config.baseline = True
     return config
@@ -238,7 +232,7 @@ def missing_prompts_message(config, modalities, path=None):
             f"{pooling}\n(released language prompts first go through `python prompts.py import ...`; see README.md)")
 
 
-def resolve_modalities(config):
+def prompt_modalities(config):
     """--modalities auto: every modality whose training prompt cache exists (both when both do)."""
     if config.modalities in ("vision", "language"):
         return (config.modalities,)
@@ -268,8 +262,10 @@ def make_lr_lambda(config):
 def prepare_demo_inputs(config, rank):
     """The demo makes its own data and prompt features when they are missing (later runs reuse them)."""
     if rank == 0 and not all(prompt_cache_path(config, m).is_file() for m in distill.MODALITIES):
-        data.prepare_demo(config.data_root)
-        prompts.prepare_demo_prompts(config.data_root, splits=(config.split,), parts=("train",))  # what training reads
+        from demo.clip import prepare_demo_prompts  # the demo world is plumbing: the reading path never needs it
+        from demo.world import prepare_demo
+        prepare_demo(config.data_root)
+        prepare_demo_prompts(config.data_root, splits=(config.split,), parts=("train",))  # what training reads
     barrier()
 
 
@@ -304,7 +300,7 @@ def pretrain(config, distill_config):
 
     train_set = data.load_split(config.data_root, config.dataset, config.split, "train", config.frames,
                                 config.normalization)
-    modalities = resolve_modalities(config)
+    modalities = prompt_modalities(config)
     features, present = load_prompt_caches(config, train_set.names, modalities)
     indices = np.flatnonzero(present).tolist()
     if len(indices) < len(train_set):

@@ -1,7 +1,8 @@
-"""Benchmark of data.py: raw NTU reader speed, and memory while iterating a memory-mapped NTU-120-sized split.
+"""Benchmark of the data path: raw NTU reader speed, and memory while iterating a memory-mapped NTU-120-sized split.
 
-1. files/s of data.read_skeleton (vectorised per file, parallel across files) against data.plain_read_skeleton
-   (the line-by-line, dict-per-value reader of ST-GCN's tools) on the same NTU-format files, in the same run.
+1. files/s of tools/raw_skeletons.read_skeleton (vectorised per file, parallel across files) against
+   plain_read_skeleton below (the line-by-line, dict-per-value reader of ST-GCN's tools) on the same NTU-format
+   files, in the same run.
 2. peak resident memory (RSS) of a training loop's DataLoader (batch 128, 2 workers, shuffled) over an
    (N, 3, 50, 25, 2) float32 split on disk, for two N (the larger is NTU-120 xsub train: 63,026 samples,
    1.9 GB), each in a fresh process: SkeletonDataset (rows read with preadv) against the usual feeder that
@@ -25,31 +26,64 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import data  # noqa: E402
+from data import MAX_BODIES, NUM_JOINTS  # noqa: E402
+from demo.world import demo_names, generate_demo_sample  # noqa: E402
+from tools.raw_skeletons import _read_ntu_task, parallel_map, read_skeleton  # noqa: E402
 
 
 def make_skeleton_files(folder: Path, count: int) -> list[Path]:
     """NTU-format files from the demo generator (1-2 bodies, ~75 frames, CRLF, 12 values per joint line)."""
-    names = data.demo_names()
+    names = demo_names()
     paths = []
     for k in range(count):
         name = names[(k * 7) % len(names)]
-        text, _ = data.generate_demo_sample(name, seed=1000 + k // len(names))
+        text, _ = generate_demo_sample(name, seed=1000 + k // len(names))
         paths.append(folder / f"{name}_{k}.skeleton")
         paths[-1].write_text(text, newline="")
     return paths
 
 
+def plain_read_skeleton(path) -> np.ndarray:
+    """Reference line-by-line reader (the ST-GCN way: one readline and dict per value), the baseline of bench_reader.
+
+    Returns (3, T, 25, 2) float32 with the first two bodies of each frame.
+    """
+    with open(path) as f:
+        num_frames = int(f.readline())
+        frames = []
+        for _ in range(num_frames):
+            bodies = []
+            for _ in range(int(f.readline())):
+                info_keys = ("bodyID", "clipedEdges", "handLeftConfidence", "handLeftState", "handRightConfidence",
+                             "handRightState", "isRestricted", "leanX", "leanY", "trackingState")
+                body = dict(zip(info_keys, f.readline().split()))
+                joints = []
+                for _ in range(int(f.readline())):
+                    joint_keys = ("x", "y", "z", "depthX", "depthY", "colorX", "colorY", "orientationW",
+                                  "orientationX", "orientationY", "orientationZ", "trackingState")
+                    joints.append({k: float(v) for k, v in zip(joint_keys, f.readline().split())})
+                body["joints"] = joints
+                bodies.append(body)
+            frames.append(bodies)
+    data = np.zeros((3, num_frames, NUM_JOINTS, MAX_BODIES), dtype=np.float32)
+    for t, bodies in enumerate(frames):
+        for m, body in enumerate(bodies[:MAX_BODIES]):
+            for v, joint in enumerate(body["joints"]):
+                data[:, t, v, m] = [joint["x"], joint["y"], joint["z"]]
+    return data
+
+
 def bench_reader(paths: list[Path], workers: int) -> dict:
     started = time.perf_counter()
     for path in paths:
-        data.plain_read_skeleton(path)
+        plain_read_skeleton(path)
     plain = len(paths) / (time.perf_counter() - started)
     started = time.perf_counter()
     for path in paths:
-        data.read_skeleton(path)
+        read_skeleton(path)
     vectorised = len(paths) / (time.perf_counter() - started)
     started = time.perf_counter()
-    results = list(data.parallel_map(data._read_ntu_task, paths, workers, "bench reader"))
+    results = list(parallel_map(_read_ntu_task, paths, workers, "bench reader"))
     parallel = len(paths) / (time.perf_counter() - started)
     assert all(error is None for _, error in results)
     frames = np.mean([len(xyz) for xyz, _ in results])

@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import prompts  # noqa: E402
 from distill import pool_prompts  # noqa: E402
 from skeleton_gcn import STGCN  # noqa: E402
+from tools.generate_prompts import vision_prompt  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "pkuv2_language_sample.json"
 
@@ -56,7 +57,7 @@ def synthetic_prompts(n):
     keys = [f"S001C001P{i:03d}R001A001" for i in range(n)]
     sources = {k: MemoryFrames(i) for i, k in enumerate(keys)}
     language = {k: [f"{a} (sample {i})" for a in released[i % len(released)]] for i, k in enumerate(keys)}
-    vision = {k: prompts.vision_prompt(sources[k], joints) for k in keys}
+    vision = {k: vision_prompt(sources[k], joints) for k in keys}
     return keys, language, vision, sources
 
 

@@ -51,6 +51,7 @@ import data  # noqa: E402
 import distill  # noqa: E402
 import prompts  # noqa: E402
 import train  # noqa: E402
+from demo.clip import DEMO_CLIP_CONFIG  # noqa: E402
 from distill import C2VLLoss, DistillConfig  # noqa: E402
 
 MODALITIES = distill.MODALITIES  # both prompt modalities, as train.py's --modalities auto with both caches
@@ -337,7 +338,7 @@ def main():
             source = (f"real demo split {Path(args.data_root) / 'demo' / 'xsub'} and its prompt caches" if real_demo
                       else "synthetic 540-sample set (no demo prompt caches; `python train.py` makes them)")
             rows = len(real_demo[0]) if real_demo else DEMO_TRAIN
-            dim = next(iter(real_demo[1].values())).shape[-1] if real_demo else prompts.DEMO_CLIP_CONFIG["embed_dim"]
+            dim = next(iter(real_demo[1].values())).shape[-1] if real_demo else DEMO_CLIP_CONFIG["embed_dim"]
             cfg = BenchConfig("demo", demo_preset["size"], demo_preset["batch_size"], 50, dim, rows, rows,
                               demo_preset["optimizer"], demo_preset["lr"], demo_preset["weight_decay"],
                               demo_preset["epochs"])

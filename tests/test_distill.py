@@ -17,7 +17,6 @@ from distill import (
     DistillConfig,
     ProjectionHead,
     TeacherBank,
-    add_distill_arguments,
     alpha_schedule,
     c2vl_loss,
     modality_loss,
@@ -26,6 +25,7 @@ from distill import (
     pool_prompts,
     progressive_target,
 )
+from utils.config import add_arguments, from_args
 
 B, D, NUM = 6, 16, 20
 BOTH = ("vision", "language")
@@ -371,10 +371,14 @@ def test_inputs_are_checked_with_clear_messages():
 
 
 def test_every_option_has_a_command_line_flag():
-    args = add_distill_arguments(argparse.ArgumentParser()).parse_args(
+    parser = add_arguments(argparse.ArgumentParser(), DistillConfig)
+    args = parser.parse_args(
         "--beta 0.2 --alpha_T 0.8 --alpha_schedule constant --inter self --tau_t 0.1 --lambda_v 0 --lambda_l 2".split()
     )
-    assert DistillConfig.from_args(args) == DistillConfig(0.2, 0.8, "constant", "self", 0.1, 0.0, 2.0)
+    assert from_args(DistillConfig, args) == DistillConfig(0.2, 0.8, "constant", "self", 0.1, 0.0, 2.0)
+    dashed = parser.parse_args("--alpha-T 0.3 --alpha-schedule constant --tau-t 0.2 --lambda-v 0.5".split())
+    assert from_args(DistillConfig, dashed) == DistillConfig(alpha_T=0.3, alpha_schedule="constant", tau_t=0.2,
+                                                             lambda_v=0.5)
 
 
 def test_prompt_pooling_mean_and_sample_one_per_step():

@@ -347,6 +347,6 @@ def test_cli_bad_flags_are_argparse_errors(capsys, flags, message):
 def test_cli_missing_inputs_name_the_commands_that_make_them(tmp_path, pretrained_run):
     with pytest.raises(SystemExit, match="python train.py"):
         evaluate.main(["--encoder", str(tmp_path / "encoder.pt"), "--data-root", str(tmp_path)])
-    with pytest.raises(SystemExit, match=f"python data.py demo --data-root {tmp_path}"):
+    with pytest.raises(SystemExit, match=f"python tools/gendata.py demo --data-root {tmp_path}"):
         evaluate.main(["--encoder", str(pretrained_run / "encoder.pt"), "--data-root", str(tmp_path),
                        "--out", str(tmp_path / "eval")])

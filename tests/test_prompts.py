@@ -1,4 +1,5 @@
-"""prompts.py: released prompts, frame sampling, person crops, the frozen-CLIP cache (P1), its refusals, P2."""
+"""prompts.py: released prompts, frame sampling, person crops (of vision prompts made by tools/generate_prompts.py),
+the frozen-CLIP cache (P1), its refusals, P2."""
 import json
 import subprocess
 import sys
@@ -12,9 +13,13 @@ import torch
 from PIL import Image
 
 import prompts
+from demo import clip as demo_clip
+from demo.clip import DEMO_CLIP_CONFIG
 from prompts import (DEMO_CLIP_MODEL, K_FRAMES, FolderFrameSource, PromptError, WeightsUnavailableError,
-                     crop_person, encode_language, encode_vision, load_clip, load_prompt_features, make_prompts,
-                     make_vision_prompts, read_language_prompts, sample_frame_indices, skeleton_box)
+                     crop_person, encode_language, encode_vision, load_clip, load_prompt_features,
+                     read_language_prompts, sample_frame_indices, skeleton_box)
+from tools import generate_prompts
+from tools.generate_prompts import make_prompts, make_vision_prompts
 
 FIXTURE = Path(__file__).parent / "fixtures" / "pkuv2_language_sample.json"
 MODEL, PRETRAINED = DEMO_CLIP_MODEL, None
@@ -152,18 +157,18 @@ def test_crop_pads_with_black_where_the_square_leaves_the_frame():
 
 def test_vision_prompt_samples_K_frames_with_skeleton_boxes(tmp_path):
     source = make_frame_folder(tmp_path / "S001", num_frames=5)
-    prompt = prompts.vision_prompt(source, np.stack([person_joints()] * 7), K=16, margin=0.0)
+    prompt = generate_prompts.vision_prompt(source, np.stack([person_joints()] * 7), K=16, margin=0.0)
     assert prompt["frames"] == sample_frame_indices(5, 16)
     assert len(prompt["boxes"]) == 16
     np.testing.assert_allclose(prompt["boxes"][0], (200 / 480, 60 / 270, 259 / 480, 199 / 270), atol=1e-4)
-    assert prompts.vision_prompt(source, None, K=4)["boxes"] == [None] * 4
+    assert generate_prompts.vision_prompt(source, None, K=4)["boxes"] == [None] * 4
 
 
 def test_frames_whose_skeleton_is_lost_take_the_nearest_sampled_box(tmp_path):
     source = make_frame_folder(tmp_path / "S001", num_frames=4)
     joints = np.stack([person_joints(box=(10 * t, 10, 10 * t + 50, 100)) for t in range(4)])  # (T, M, 25, 2)
     joints[[0, 2]] = 0  # lost in frames 0 and 2
-    boxes = prompts.vision_prompt(source, joints, K=4, margin=0.0)["boxes"]
+    boxes = generate_prompts.vision_prompt(source, joints, K=4, margin=0.0)["boxes"]
     assert boxes[0] == boxes[1] and boxes[2] in (boxes[1], boxes[3]) and boxes[1] != boxes[3]
 
 
@@ -235,7 +240,7 @@ def test_offline_without_weights_fails_fast_saying_how_to_provide_them(tmp_path,
 def test_any_open_clip_architecture_loads_a_local_checkpoint(tmp_path):
     open_clip = prompts.import_open_clip()
     config = tmp_path / "c2vl-test-tiny.json"
-    config.write_text(json.dumps(prompts.DEMO_CLIP_CONFIG))
+    config.write_text(json.dumps(DEMO_CLIP_CONFIG))
     open_clip.add_model_config(config)
     random_clip = load_clip("c2vl-test-tiny", None)
     torch.save(random_clip.model.state_dict(), tmp_path / "tiny.pt")
@@ -422,9 +427,17 @@ def test_prompt_generation_resumes_from_the_saved_json(tmp_path):
 def test_cli_help_lists_every_subcommand():
     out = subprocess.run([sys.executable, "prompts.py", "--help"], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).parent.parent).stdout
-    for command in ("import", "generate", "encode", "demo"):
+    for command in ("import", "encode"):
         assert command in out
-    for command in ("import", "generate", "encode", "demo"):
+    for command in ("import", "encode"):
         with pytest.raises(SystemExit) as exit_:
             prompts.build_parser().parse_args([command, "--help"])
+        assert exit_.value.code == 0
+    # generate and demo: their own scripts (tools/generate_prompts.py, demo/clip.py), run from the repository root
+    for script, module in (("tools/generate_prompts.py", generate_prompts), ("demo/clip.py", demo_clip)):
+        out = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).parent.parent).stdout
+        assert script in out
+        with pytest.raises(SystemExit) as exit_:
+            module.build_parser().parse_args(["--help"])
         assert exit_.value.code == 0

@@ -15,6 +15,7 @@ import torch
 import data
 import prompts
 import train
+from demo.world import demo_names
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--size", "quarter", "--frames", "16", "--batch-size", "8", "--epochs", "3", "--linear-epochs", "5",
@@ -24,7 +25,7 @@ TINY = ["--size", "quarter", "--frames", "16", "--batch-size", "8", "--epochs", 
 def write_tiny_demo_split(root, n_train=24, n_val=12, seed=0):
     """A tiny 'demo' split in the ST-GCN layout with language and vision prompt caches of the demo CLIP."""
     rng = np.random.default_rng(seed)
-    names = data.demo_names()
+    names = demo_names()
     folder = data.split_dir(root, "demo", "xsub")
     folder.mkdir(parents=True)
     for part, n, offset in (("train", n_train, 0), ("val", n_val, n_train)):
@@ -198,7 +199,7 @@ def test_two_gloo_processes_train_like_one_process_on_the_global_batch(tiny_root
 def test_missing_dataset_names_the_command_that_makes_it(tmp_path):
     result = run_train(["--dataset", "ntu60", "--split", "xsub", "--data-root", str(tmp_path)])
     assert result.returncode == 2
-    assert "python data.py ntu" in result.stderr and "Traceback" not in result.stderr
+    assert "python tools/gendata.py ntu" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_missing_prompt_cache_names_the_command_that_makes_it(tiny_root, tmp_path):
@@ -217,9 +218,10 @@ def test_missing_prompt_cache_names_the_command_that_makes_it(tiny_root, tmp_pat
 
 
 def test_bad_flags_are_explained():
-    for args, message in ((["--dataset", "ntu61"], "--dataset must be one of"),
+    for args, message in ((["--dataset", "ntu61"], "argument --dataset: invalid choice: 'ntu61'"),
                           (["--dataset", "ntu60", "--split", "xset"], "--split for ntu60 must be one of"),
-                          (["--size", "huge"], "--size must be one of"),
+                          (["--size", "huge"], "argument --size: invalid choice: 'huge'"),
+                          (["--device", "tpu"], "--device must be auto | cpu | cuda | cuda:N, got 'tpu'"),
                           (["--inter", "sideways"], "invalid choice"),
                           (["--epochs", "0"], "--epochs must be >= 1")):
         result = run_train(args)

@@ -37,9 +37,9 @@ def from_args(cls, args, **overrides):
 
 
 def check_choices(config):
-    """Raise ValueError naming the flag when a field with choices holds another value."""
+    """Raise ValueError naming the flag when a field with choices holds another value (None: left to a preset)."""
     for f in fields(config):
-        allowed = f.metadata.get("choices")
-        if allowed is not None and getattr(config, f.name) not in allowed:
+        allowed, value = f.metadata.get("choices"), getattr(config, f.name)
+        if allowed is not None and value not in allowed and not (value is None and f.default is None):
             raise ValueError(f"--{f.name.replace('_', '-')} must be one of {tuple(allowed)}, "
                              f"got {getattr(config, f.name)!r}")

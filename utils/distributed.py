@@ -6,22 +6,24 @@ statistics (`nn.SyncBatchNorm` on GPU, `GlobalBatchNorm` on CPU), so K processes
 process with batch K * B.
 """
 import os
+import re
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = "auto | cpu | cuda | cuda:N"
 
 
 def resolve_device(name: str) -> torch.device:
-    """"auto" -> cuda when available, else cpu; "cuda" on a machine without CUDA is a clear error."""
-    if name not in DEVICES:
-        raise ValueError(f"--device must be one of {DEVICES}, got {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: this torch build or machine has no CUDA device (use --device cpu)")
-    cuda = torch.cuda.is_available() if name == "auto" else name == "cuda"
-    return torch.device("cuda" if cuda else "cpu")
+    """"auto" -> cuda when available, else cpu; an unknown name or cuda without CUDA is a clear ValueError."""
+    if name != "auto" and not re.fullmatch(r"cpu|cuda(:\d+)?", name):
+        raise ValueError(f"--device must be {DEVICES}, got {name!r}")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: this torch build or machine has no CUDA device (use --device cpu)")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
 
 
 def setup_distributed(device_name):

@@ -1,7 +1,8 @@
 """Files written atomically and arrays read without mapping them: the one place this project touches the disk.
 
 - `atomic_path`: every file the project writes goes through it (temporary file in the same folder, then
-  os.replace), so a kill at any moment leaves the old file or the new one, never half of one;
+  `move_into_place`), so a kill at any moment leaves the old file or the new one, never half of one; a file
+  written over a long time (prompts.py's resumable cache) is finished with `move_into_place` itself;
 - `write_text`, `write_json`, `save_torch`, `save_figure`: the usual writes, made atomic;
 - `safe_load_pickle`: pickles of plain containers and numpy arrays only (loading a pickle can run code);
 - `ArrayFile`, `NpyRowWriter`: (N, ...) arrays read and written row by row with preadv/pwrite, memory flat.
@@ -35,15 +36,21 @@ class UnsafePickleError(pickle.UnpicklingError):
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary path in the same folder; os.replace it onto `path` only if the block succeeds."""
+    """Yield a temporary path in the same folder; move it into place at `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         yield tmp
-        os.replace(tmp, path)
+        move_into_place(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def move_into_place(tmp, path) -> Path:
+    """Rename the finished file `tmp` onto `path` (same folder, so readers see the old file or the new one)."""
+    os.replace(tmp, path)
+    return Path(path)
 
 
 def write_text(path, text: str) -> Path:
@@ -53,22 +60,22 @@ def write_text(path, text: str) -> Path:
 
 
 def _json_ready(value):
-    """numpy scalars and arrays, tuples and Paths -> plain JSON values."""
+    """numpy and torch values, tuples and Paths -> plain JSON values; nan -> null (JSON has no NaN)."""
     if isinstance(value, dict):
         return {str(k): _json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_json_ready(v) for v in value]
-    if isinstance(value, np.ndarray):
+    if hasattr(value, "tolist"):  # numpy arrays and scalars, torch tensors
         return _json_ready(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, float) and value != value:
+        return None
     return value
 
 
 def write_json(path, obj, indent: int | None = 2) -> Path:
-    return write_text(path, json.dumps(_json_ready(obj), indent=indent) + "\n")
+    return write_text(path, json.dumps(_json_ready(obj), indent=indent, allow_nan=False) + "\n")
 
 
 def save_torch(obj, path) -> Path:

@@ -1,32 +1,20 @@
-"""The built-in demo dataset and the command line (data.py sections 9-10)."""
+"""The built-in demo dataset (demo/world.py, demo/motion.py) and its rendered frames (demo/frames.py)."""
 import json
-import pickle
-import shutil
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import data
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo")
-    started = time.perf_counter()
-    data.prepare_demo(root, seed=0, workers=2)
-    return root, time.perf_counter() - started
+from demo import world
+from demo.frames import demo_frame_source
+from tools.raw_skeletons import read_skeleton
 
 
 def test_demo_has_fifteen_classes_and_900_samples_named_like_ntu(demo):
     root, _ = demo
     assert data.num_classes("demo") == len(data.class_names("demo")) == 15
-    names = data.demo_names()
+    names = world.demo_names()
     assert len(names) == 900 and names == sorted(names)
     subjects = {data.parse_ntu_name(n).subject for n in names}
     assert len(subjects) == 10 and {data.parse_ntu_name(n).camera for n in names} == {1, 2, 3}
@@ -46,19 +34,19 @@ def test_demo_generation_is_fast_and_idempotent(demo):
     cache = data.split_dir(root, "demo", "xsub") / "train_data.aimclr_T50.npy"
     before = cache.stat().st_mtime_ns
     started = time.perf_counter()
-    data.prepare_demo(root, seed=0)
+    world.prepare_demo(root, seed=0)
     assert time.perf_counter() - started < 1.0 and cache.stat().st_mtime_ns == before
 
 
 def test_demo_is_regenerated_identically_from_the_seed(demo):
     root, _ = demo
     answers = json.loads((root / "demo" / "demo_language.json").read_text())
-    for name in data.demo_names()[::97]:
-        text, sample_answers = data.generate_demo_sample(name, seed=0)
+    for name in world.demo_names()[::97]:
+        text, sample_answers = world.generate_demo_sample(name, seed=0)
         assert (root / "demo" / "raw" / f"{name}.skeleton").read_bytes() == text.encode()
         assert answers[name] == sample_answers
-    assert data.generate_demo_sample(data.demo_names()[0], seed=1)[0] != data.generate_demo_sample(
-        data.demo_names()[0], seed=0)[0]
+    assert world.generate_demo_sample(world.demo_names()[0], seed=1)[0] != world.generate_demo_sample(
+        world.demo_names()[0], seed=0)[0]
 
 
 def test_demo_classes_are_separable_by_nearest_centroid_but_not_by_a_global_statistic(demo):
@@ -87,9 +75,9 @@ def test_demo_skeletons_have_consistent_color_projections_and_realistic_noise(de
     files = sorted((root / "demo" / "raw").glob("*.skeleton"))
     empty_frames, two_bodies = 0, 0
     for path in files[::6]:
-        sk = data.read_skeleton(path)
+        sk = read_skeleton(path)
         present = (sk.xyz != 0).any(axis=-1)  # (T, M, 25)
-        f, cx, cy = data.KINECT_COLOR
+        f, cx, cy = world.KINECT_COLOR
         xyz = sk.xyz[present]
         np.testing.assert_allclose(sk.color_xy[present][:, 0], cx + f * xyz[:, 0] / xyz[:, 2], atol=0.01)
         np.testing.assert_allclose(sk.color_xy[present][:, 1], cy - f * xyz[:, 1] / xyz[:, 2], atol=0.01)
@@ -104,7 +92,7 @@ def test_demo_skeletons_have_consistent_color_projections_and_realistic_noise(de
 def test_demo_language_file_has_16_answers_per_sample_in_the_released_format(demo):
     root, _ = demo
     answers = json.loads((root / "demo" / "demo_language.json").read_text())
-    assert sorted(answers) == data.demo_names()
+    assert sorted(answers) == world.demo_names()
     assert all(isinstance(a, list) and len(a) == 16 and all(isinstance(s, str) and s for s in a)
                for a in answers.values())
     text = " ".join(s for a in answers.values() for s in a)
@@ -115,12 +103,12 @@ def test_demo_language_file_has_16_answers_per_sample_in_the_released_format(dem
 
 def test_demo_frame_source_renders_the_person_where_colorxy_says(demo):
     root, _ = demo
-    name = data.demo_names()[123]
-    source = data.demo_frame_source(root, name)
-    assert source.size == data.DEMO_FRAME_SIZE and source.num_frames > 30
+    name = world.demo_names()[123]
+    source = demo_frame_source(root, name)
+    assert source.size == world.DEMO_FRAME_SIZE and source.num_frames > 30
     frames = source.read([0, source.num_frames // 2, source.num_frames - 1])
     assert len(frames) == 3 and all(f.mode == "RGB" and f.size == source.size for f in frames)
-    sk = data.read_skeleton(root / "demo" / "raw" / f"{name}.skeleton")
+    sk = read_skeleton(root / "demo" / "raw" / f"{name}.skeleton")
     t = source.num_frames // 2
     t = t if sk.xyz[t].any() else int(np.flatnonzero(sk.xyz.any(axis=(1, 2, 3)))[0])
     scale = np.array(source.size) / [1920, 1080]
@@ -129,52 +117,3 @@ def test_demo_frame_source_renders_the_person_where_colorxy_says(demo):
     assert np.abs(pixels[head[1], head[0]].astype(int) - wall).sum() > 30  # the person, not the wall
     with pytest.raises(IndexError):
         source.read([source.num_frames])
-
-
-# ---- the command line --------------------------------------------------------------------------------------------
-
-def run_cli(*args):
-    return subprocess.run([sys.executable, "data.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
-
-
-def test_cli_help_lists_every_command(capsys):
-    result = run_cli("--help")
-    assert result.returncode == 0
-    for command in ("ntu", "pku", "convert", "demo", "info"):
-        assert command in result.stdout
-        with pytest.raises(SystemExit) as done:
-            data.main([command, "--help"])
-        assert done.value.code == 0 and "--data-root" in capsys.readouterr().out
-
-
-def test_cli_ntu_convert_pku_info_and_demo_commands_work(demo, tmp_path, capsys):
-    root, _ = demo
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    for name in data.demo_names()[::18]:  # 50 samples of every subject and camera
-        shutil.copy(root / "demo" / "raw" / f"{name}.skeleton", raw)
-    data.main(["ntu", "--raw", str(raw), "--dataset", "ntu60", "--data-root", str(tmp_path / "a"),
-               "--workers", "1", "--frames", "20"])
-    assert "ntu60/xsub/train: 28 samples" in capsys.readouterr().out
-    assert len(data.load_split(tmp_path / "a", "ntu60", "xview", "val", frames=20)) == 17
-    data.main(["convert", str(data.split_dir(tmp_path / "a", "ntu60", "xsub")), "--dataset", "ntu60",
-               "--split", "xsub", "--data-root", str(tmp_path / "b"), "--normalization", "ctrgcn"])
-    assert (data.split_dir(tmp_path / "b", "ntu60", "xsub") / "val_data.ctrgcn_T50.npy").is_file()
-    (tmp_path / "skeleton").mkdir()
-    (tmp_path / "label").mkdir()
-    np.savetxt(tmp_path / "skeleton" / "0002-L.txt", np.random.default_rng(0).normal(size=(30, 150)))
-    (tmp_path / "label" / "0002-L.txt").write_text("8,1,20,1\n")
-    np.savetxt(tmp_path / "skeleton" / "0003-M.txt", np.random.default_rng(1).normal(size=(30, 150)))
-    (tmp_path / "label" / "0003-M.txt").write_text("3,5,30,1\n")
-    (tmp_path / "cross-view.txt").write_text("Training videos: \n0002-L\nValidataion videos: \n0003-M\n")
-    data.main(["pku", "--phase", "1", "--skeletons", str(tmp_path / "skeleton"), "--labels", str(tmp_path / "label"),
-               "--xview", str(tmp_path / "cross-view.txt"), "--data-root", str(tmp_path / "c"), "--workers", "1"])
-    assert data.load_split(tmp_path / "c", "pku1", "xview", "val").names == ["F003V002C003L001"]
-    data.main(["info", "--data-root", str(tmp_path / "c"), "--dataset", "pku1"])
-    assert "pku1    xview train       1 samples" in capsys.readouterr().out
-    data.main(["demo", "--data-root", str(root)])
-    assert capsys.readouterr().out.strip() == str(root / "demo")
-    with pytest.raises(SystemExit, match=r"error: .*skeleton/train_data.npy not found"):
-        data.main(["convert", str(tmp_path / "skeleton" / "0002-L.txt"), "--dataset", "pku1", "--format", "stgcn",
-                   "--split", "xsub", "--data-root", str(tmp_path / "d")])
-    pickle.loads(pickle.dumps(data.load_split(tmp_path / "a", "ntu60", "xsub", "train", frames=20)))  # picklable

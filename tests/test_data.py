@@ -1,13 +1,17 @@
-"""Formats users already have, the restricted unpickler, the checks, preprocessing and the Dataset (data.py 6-8)."""
+"""data.py: benchmark splits, label files and their checks, the restricted unpickler, preprocessing, the Dataset."""
 import os
 import pickle
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import data
+from tools.foreign_formats import convert_existing
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 NAMES = ["S001C001P001R001A001.skeleton", "S001C002P002R001A002.skeleton", "S001C003P004R002A003.skeleton",
          "S002C001P003R001A010.skeleton", "S002C002P005R002A060.skeleton"]
@@ -33,107 +37,30 @@ def write_stgcn(folder, x, names=NAMES, labels=LABELS, data_name="{part}_data.np
             pickle.dump((list(names), list(labels)), f)
 
 
-def installed(root, dataset, split, part="train", suffix=""):
-    folder = data.split_dir(root, dataset, split)
-    names, labels = pickle.load(open(folder / f"{part}_label.pkl", "rb"))
-    return np.load(folder / f"{part}_data{suffix}.npy", mmap_mode="r"), names, labels
+# ---- benchmark splits ----------------------------------------------------------------------------------------
+
+def test_split_rules_select_exactly_the_listed_subjects_cameras_and_setups():
+    for subject in range(1, 107):
+        name60 = f"S001C001P{subject:03d}R001A001"
+        assert data.ntu_is_train(name60, "ntu60", "xsub") == (subject in data.NTU60_XSUB_TRAIN_SUBJECTS)
+        assert data.ntu_is_train(name60, "ntu120", "xsub") == (subject in data.NTU120_XSUB_TRAIN_SUBJECTS)
+    assert len(data.NTU60_XSUB_TRAIN_SUBJECTS) == 20 and len(data.NTU120_XSUB_TRAIN_SUBJECTS) == 53
+    assert [data.ntu_is_train(f"S001C{c:03d}P001R001A001", "ntu60", "xview") for c in (1, 2, 3)] == [False, True, True]
+    assert [data.ntu_is_train(f"S{s:03d}C001P001R001A001", "ntu120", "xset") for s in range(1, 33)] == \
+           [s % 2 == 0 for s in range(1, 33)]
+    assert data.ntu_in_dataset("S017C001P001R001A060", "ntu60")
+    assert not data.ntu_in_dataset("S018C001P001R001A001", "ntu60")
+    assert not data.ntu_in_dataset("S001C001P001R001A061", "ntu60")
 
 
-# ---- round trips through every format --------------------------------------------------------------------------
-
-def test_stgcn_layout_round_trips_by_symlink(tmp_path):
-    x = raw_samples()
-    write_stgcn(tmp_path / "NTU-RGB-D" / "xsub", x)
-    data.convert_existing(tmp_path / "NTU-RGB-D" / "xsub", "ntu60", "xsub", data_root=tmp_path / "out")
-    array, names, labels = installed(tmp_path / "out", "ntu60", "xsub")
-    assert os.path.islink(data.split_dir(tmp_path / "out", "ntu60", "xsub") / "train_data.npy")
-    np.testing.assert_array_equal(array, x)
-    assert names == NAMES and labels == LABELS
+def test_missing_list_tolerates_the_official_header_lines():
+    names = data.read_missing_list(FIXTURES / "missing_with_header.txt")
+    assert names == {"S001C002P005R002A008", "S001C002P006R001A008", "S018C001P008R001A061"}
+    assert len(data.read_missing_list(data.RESOURCES / "ntu60_samples_with_missing_skeletons.txt")) == 302
+    assert len(data.read_missing_list(data.RESOURCES / "ntu120_samples_with_missing_skeletons.txt")) == 535
 
 
-def test_agcn_joint_layout_round_trips_with_copy(tmp_path):
-    x = raw_samples(1)
-    write_stgcn(tmp_path / "agcn", x, data_name="{part}_data_joint.npy")
-    assert data.detect_format(tmp_path / "agcn") == "agcn"
-    data.convert_existing(tmp_path / "agcn", "ntu60", "xview", data_root=tmp_path / "out", copy=True)
-    array, names, _ = installed(tmp_path / "out", "ntu60", "xview", "val")
-    assert not os.path.islink(data.split_dir(tmp_path / "out", "ntu60", "xview") / "val_data.npy")
-    np.testing.assert_array_equal(array, x)
-    assert names == NAMES
-
-
-def test_aimclr_50_frame_arrays_need_the_300_frame_labels_and_become_the_training_cache(tmp_path):
-    x50 = data.preprocess(raw_samples(2), 50, "aimclr")
-    (tmp_path / "frame50" / "xsub").mkdir(parents=True)
-    for part in ("train", "val"):
-        np.save(tmp_path / "frame50" / "xsub" / f"{part}_position.npy", x50)
-    write_stgcn(tmp_path / "NTU-RGB-D" / "xsub", raw_samples(2))
-    with pytest.raises(data.DataNotFoundError, match="pass --labels"):
-        data.convert_existing(tmp_path / "frame50" / "xsub", "ntu60", "xsub", data_root=tmp_path / "out")
-    data.convert_existing(tmp_path / "frame50" / "xsub" / "train_position.npy", "ntu60", "xsub",
-                          data_root=tmp_path / "out", labels=tmp_path / "NTU-RGB-D" / "xsub")
-    dataset = data.load_split(tmp_path / "out", "ntu60", "xsub", "train", frames=50, normalization="aimclr")
-    np.testing.assert_array_equal(dataset.data, x50)
-    assert dataset.names == [n.removesuffix(".skeleton") for n in NAMES]
-    with pytest.raises(data.DataNotFoundError, match="only train_data.aimclr_T50.npy exist"):
-        data.load_split(tmp_path / "out", "ntu60", "xsub", "train", frames=64)
-
-
-def ctrgcn_rows(x):
-    """(N, 3, T, 25, 2) -> CTR-GCN's (N, T, 150) = (N, T, 2 bodies, 25 joints, xyz)."""
-    return x.transpose(0, 2, 4, 3, 1).reshape(len(x), x.shape[2], 150)
-
-
-@pytest.mark.parametrize("compressed", [False, True])
-def test_ctrgcn_npz_round_trips_with_names_from_the_name_list(tmp_path, compressed):
-    train_x, val_x = raw_samples(3, 3), raw_samples(4, 2)
-    # CTR-GCN's NTU60_CS: training subjects 1, 2, 4; test subjects 3, 6 (order of skes_available_name.txt).
-    listed = ["S001C001P001R001A001", "S001C001P003R001A004", "S001C001P002R001A002", "S001C001P006R001A005",
-              "S001C001P004R001A003", "S018C001P001R001A061"]
-    (tmp_path / "skes_available_name.txt").write_text("\n".join(listed) + "\n")
-    save = np.savez_compressed if compressed else np.savez
-    save(tmp_path / "NTU60_CS.npz", x_train=ctrgcn_rows(train_x), y_train=np.eye(60)[[0, 1, 2]],
-         x_test=ctrgcn_rows(val_x), y_test=np.eye(60)[[3, 4]])
-    data.convert_existing(tmp_path / "NTU60_CS.npz", "ntu60", names_file=tmp_path / "skes_available_name.txt",
-                          data_root=tmp_path / "out")
-    array, names, labels = installed(tmp_path / "out", "ntu60", "xsub", "train")
-    np.testing.assert_array_equal(array, train_x)
-    assert names == ["S001C001P001R001A001", "S001C001P002R001A002", "S001C001P004R001A003"] and labels == [0, 1, 2]
-    array, names, labels = installed(tmp_path / "out", "ntu60", "xsub", "val")
-    np.testing.assert_array_equal(array, val_x)
-    assert names == ["S001C001P003R001A004", "S001C001P006R001A005"] and labels == [3, 4]
-
-
-def test_ctrgcn_npz_without_a_name_list_gets_positional_names(tmp_path):
-    np.savez(tmp_path / "NTU120_CSet.npz", x_train=ctrgcn_rows(raw_samples(5, 2)), y_train=np.eye(120)[[7, 8]],
-             x_test=ctrgcn_rows(raw_samples(6, 1)), y_test=np.eye(120)[[119]])
-    data.convert_existing(tmp_path / "NTU120_CSet.npz", "ntu120", data_root=tmp_path / "out")
-    _, names, labels = installed(tmp_path / "out", "ntu120", "xset", "val")
-    assert names == ["NTU120_CSet/val/000000"] and labels == [119]
-
-
-@pytest.mark.parametrize("protocol", [2, 4, 5])
-def test_pyskl_3danno_round_trips_every_split(tmp_path, protocol):
-    x = raw_samples(7)
-    annotations = []
-    for name, label, sample in zip(NAMES, LABELS, x):
-        T = int(data.valid_frames(sample[None])[0].sum())
-        keypoint = sample[:, :T].transpose(3, 1, 2, 0).copy()  # (M, T, 25, 3)
-        annotations.append({"frame_dir": name.removesuffix(".skeleton"), "label": label, "keypoint": keypoint,
-                            "total_frames": T})
-    stems = [n.removesuffix(".skeleton") for n in NAMES]
-    split = {"xsub_train": stems[:3], "xsub_val": stems[3:], "xview_train": stems[1:], "xview_val": stems[:1]}
-    with open(tmp_path / "ntu60_3danno.pkl", "wb") as f:
-        pickle.dump({"split": split, "annotations": annotations}, f, protocol=protocol)
-    data.convert_existing(tmp_path / "ntu60_3danno.pkl", "ntu60", data_root=tmp_path / "out")
-    for split_name, part, rows in (("xsub", "train", slice(0, 3)), ("xsub", "val", slice(3, 5)),
-                                   ("xview", "train", slice(1, 5)), ("xview", "val", slice(0, 1))):
-        array, names, labels = installed(tmp_path / "out", "ntu60", split_name, part)
-        np.testing.assert_array_equal(array, x[rows])
-        assert names == stems[rows] and labels == LABELS[rows]
-
-
-# ---- restricted unpickler ----------------------------------------------------------------------------------------
+# ---- restricted unpickler ------------------------------------------------------------------------------------
 
 class RunsACommand:
     def __init__(self, marker):
@@ -174,28 +101,7 @@ def test_plain_containers_and_numpy_arrays_load_in_every_protocol(tmp_path):
         assert loaded["a"] == content["a"] and loaded["c"] == 4 and loaded["d"] == {1, 2}
 
 
-# ---- checks with clear errors ----------------------------------------------------------------------------------
-
-def test_label_out_of_range_is_explained(tmp_path):
-    x = raw_samples()
-    write_stgcn(tmp_path / "bad", x, labels=[0, 60, 1, 2, 3])
-    with pytest.raises(data.DataFormatError, match=r"labels outside 0..59, first: label 60 of sample "
-                                                   r"S001C002P002R001A002.skeleton \(index 1\)"):
-        data.convert_existing(tmp_path / "bad", "ntu60", "xsub", data_root=tmp_path / "out")
-    write_stgcn(tmp_path / "one_based", x, labels=[1, 2, 3, 10, 60])
-    with pytest.raises(data.DataFormatError, match="look 1-based"):
-        data.convert_existing(tmp_path / "one_based", "ntu60", "xsub", data_root=tmp_path / "out")
-    assert not (tmp_path / "out" / "ntu60" / "xsub" / "train_label.pkl").exists()  # nothing half-installed
-
-
-def test_names_and_arrays_length_mismatch_is_an_error(tmp_path):
-    write_stgcn(tmp_path / "short", raw_samples(), names=NAMES[:4], labels=LABELS[:4])
-    with pytest.raises(data.DataFormatError, match="the array has 5 samples but the label file lists 4 names"):
-        data.convert_existing(tmp_path / "short", "ntu60", "xsub", data_root=tmp_path / "out")
-    (tmp_path / "pairs.pkl").write_bytes(pickle.dumps((NAMES, LABELS[:3])))
-    with pytest.raises(data.DataFormatError, match="5 names but 3 labels"):
-        data.read_label_pkl(tmp_path / "pairs.pkl")
-
+# ---- checks with clear errors --------------------------------------------------------------------------------
 
 def test_duplicate_names_and_wrong_shapes_are_errors():
     shape = (5, 3, 300, 25, 2)
@@ -210,20 +116,20 @@ def test_nan_sample_is_named_when_preprocessing(tmp_path):
     x = raw_samples()
     x[3, 1, 5, 7, 0] = np.nan
     write_stgcn(tmp_path / "nan", x)
-    data.convert_existing(tmp_path / "nan", "ntu60", "xsub", data_root=tmp_path / "out")
+    convert_existing(tmp_path / "nan", "ntu60", "xsub", data_root=tmp_path / "out")
     with pytest.raises(data.DataFormatError, match=r"sample S002C001P003R001A010.skeleton \(index 3\) contains NaN"):
         data.load_split(tmp_path / "out", "ntu60", "xsub", "train")
 
 
 def test_missing_split_names_the_command_that_makes_it(tmp_path):
-    with pytest.raises(data.DataNotFoundError, match=r"python data.py ntu --raw .* --dataset ntu120"):
+    with pytest.raises(data.DataNotFoundError, match=r"python tools/gendata.py ntu --raw .* --dataset ntu120"):
         data.load_split(tmp_path, "ntu120", "xset", "val")
-    with pytest.raises(data.DataNotFoundError, match=r"python data.py demo --data-root"):
+    with pytest.raises(data.DataNotFoundError, match=r"python tools/gendata.py demo --data-root"):
         data.load_split(tmp_path, "demo", "xsub", "train")
     assert issubclass(data.DataNotFoundError, FileNotFoundError)
 
 
-# ---- preprocessing ---------------------------------------------------------------------------------------------
+# ---- preprocessing -------------------------------------------------------------------------------------------
 
 def test_resizing_a_linear_ramp_interpolates_linearly_over_valid_frames_only():
     x = np.zeros((1, 3, 300, 25, 2), np.float32)
@@ -289,11 +195,11 @@ def test_ctrgcn_translation_puts_the_first_spine_mid_at_the_origin_and_none_keep
     assert translated.shape == (5, 3, 300, 25, 2)
 
 
-# ---- the Dataset and its cache ---------------------------------------------------------------------------------
+# ---- the Dataset and its cache -------------------------------------------------------------------------------
 
 def test_dataset_yields_float32_skeleton_label_and_index_from_an_atomic_cache(tmp_path):
     write_stgcn(tmp_path / "src", raw_samples(10))
-    data.convert_existing(tmp_path / "src", "ntu60", "xsub", data_root=tmp_path / "out")
+    convert_existing(tmp_path / "src", "ntu60", "xsub", data_root=tmp_path / "out")
     dataset = data.load_split(tmp_path / "out", "ntu60", "xsub", "train", frames=32, normalization="aimclr")
     folder = data.split_dir(tmp_path / "out", "ntu60", "xsub")
     assert dataset.path == folder / "train_data.aimclr_T32.npy" and dataset.num_class == 60

@@ -1,4 +1,4 @@
-"""The demo through prompts.py: data.py's rendered frames and answers -> crops -> both caches (tiny random CLIP)."""
+"""demo/clip.py: the demo through prompts.py, its rendered frames and answers -> crops -> both caches (tiny CLIP)."""
 import json
 
 import numpy as np
@@ -6,6 +6,10 @@ import pytest
 
 import data
 import prompts
+from demo.clip import prepare_demo_prompts
+from demo.frames import demo_frame_source
+from demo.world import demo_names, prepare_demo
+from tools import generate_prompts
 
 SAMPLES_PER_PART = 4  # the full demo (both splits, every sample) takes minutes here; the code path is the same
 
@@ -13,7 +17,7 @@ SAMPLES_PER_PART = 4  # the full demo (both splits, every sample) takes minutes 
 @pytest.fixture(scope="module")
 def demo_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("datasets")
-    data.prepare_demo(root)
+    prepare_demo(root)
     return root
 
 
@@ -26,10 +30,10 @@ def few_samples(monkeypatch):
 
 
 def test_demo_crops_from_color_xy_hold_the_rendered_person(demo_root):
-    name = data.demo_names()[0]
-    source = data.demo_frame_source(demo_root, name)
-    color_xy = prompts.skeleton_color_xy(demo_root / "demo" / "raw", name)  # (T, M, 25, 2)
-    prompt = prompts.vision_prompt(source, color_xy)
+    name = demo_names()[0]
+    source = demo_frame_source(demo_root, name)
+    color_xy = generate_prompts.skeleton_color_xy(demo_root / "demo" / "raw", name)  # (T, M, 25, 2)
+    prompt = generate_prompts.vision_prompt(source, color_xy)
     frames = source.read(prompt["frames"])
     background = np.asarray(frames[0])[5, 5].astype(int)  # top-left corner: wall
     for frame, box in zip(frames, prompt["boxes"]):
@@ -40,9 +44,9 @@ def test_demo_crops_from_color_xy_hold_the_rendered_person(demo_root):
 
 
 def test_prepare_demo_prompts_builds_both_caches_for_both_splits_idempotently(demo_root, few_samples):
-    prompts.prepare_demo_prompts(demo_root)
+    prepare_demo_prompts(demo_root)
     for split in data.DATASETS["demo"]:
-        for part in prompts.PART_NAMES:
+        for part in data.PARTS:
             names = few_samples(demo_root, "demo", split, part)
             for modality in prompts.MODALITIES:
                 path = prompts.cache_path(demo_root, "demo", split, part, modality, prompts.DEMO_CLIP_MODEL, None)
@@ -51,21 +55,21 @@ def test_prepare_demo_prompts_builds_both_caches_for_both_splits_idempotently(de
     path = prompts.cache_path(demo_root, "demo", "xsub", "train", "vision", prompts.DEMO_CLIP_MODEL, None)
     assert path == demo_root / "demo" / "xsub" / "prompts" / "train_vision_c2vl-demo-tiny_random.npy"
     mtime = path.stat().st_mtime_ns
-    prompts.prepare_demo_prompts(demo_root)
+    prepare_demo_prompts(demo_root)
     assert path.stat().st_mtime_ns == mtime
 
 
 def test_demo_answers_go_through_the_released_format_importer(demo_root, few_samples):
     names = few_samples(demo_root, "demo", "xview", "val")
     matched, report = prompts.import_released(demo_root / "demo" / "demo_language.json", names)
-    assert report.matched == len(names) and not report.missing and report.extra == len(data.demo_names()) - len(names)
+    assert report.matched == len(names) and not report.missing and report.extra == len(demo_names()) - len(names)
     assert all(len(answers) == 16 for answers in matched.values())
 
 
 def test_cli_import_then_encode_makes_the_cache_training_reads(demo_root, few_samples, capsys):
     answers = demo_root / "demo" / "demo_language.json"
     prompts.main(["import", str(answers), "--data-root", str(demo_root), "--dataset", "demo", "--split", "xview"])
-    extra = len(data.demo_names()) - SAMPLES_PER_PART
+    extra = len(demo_names()) - SAMPLES_PER_PART
     assert f"{SAMPLES_PER_PART} matched, 0 missing, {extra} extra (ignored)" in capsys.readouterr().out
     prompts.main(["encode", "--data-root", str(demo_root), "--dataset", "demo", "--split", "xview", "--part", "val",
                   "--modality", "language", "--clip-model", prompts.DEMO_CLIP_MODEL, "--pretrained", "none"])

@@ -1,4 +1,4 @@
-"""Raw NTU RGB+D and PKU-MMD files -> benchmark splits (data.py sections 1-5)."""
+"""tools/raw_skeletons.py: raw NTU RGB+D and PKU-MMD files -> benchmark splits."""
 import pickle
 from pathlib import Path
 
@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 
 import data
+from bench.bench_data import plain_read_skeleton
+from tools.raw_skeletons import (PKU_VIEWS, SkeletonFormatError, convert_ntu, convert_pku, cut_instance, find_ntu_files,
+                                 pku_instances, pku_video_prefix, read_pku_skeleton, read_skeleton)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -36,7 +39,7 @@ def frames_of(motion):
 # ---- the reader ----------------------------------------------------------------------------------------------
 
 def test_official_layout_fixture_parses_to_its_values():
-    sk = data.read_skeleton(FIXTURES / "S001C001P001R001A001.skeleton")
+    sk = read_skeleton(FIXTURES / "S001C001P001R001A001.skeleton")
     assert sk.name == "S001C001P001R001A001" and sk.num_frames == 4
     assert sk.xyz.shape == (4, 2, 25, 3) and sk.xyz.dtype == np.float32
     assert sk.bodies_per_frame.tolist() == [1, 2, 0, 1]
@@ -50,7 +53,7 @@ def test_official_layout_fixture_parses_to_its_values():
 def test_reader_round_trips_xyz_and_color(tmp_path):
     motion = random_motion(np.random.default_rng(0), 40, bodies=2)
     write_skeleton(tmp_path / "S001C001P001R001A001.skeleton", frames_of(motion))
-    sk = data.read_skeleton(tmp_path / "S001C001P001R001A001.skeleton")
+    sk = read_skeleton(tmp_path / "S001C001P001R001A001.skeleton")
     assert sk.xyz.shape == (40, 2, 25, 3)
     kept = {tuple(np.round(sk.xyz[0, m, 0], 4)) for m in range(2)}
     assert kept == {tuple(np.round(motion[0, m, 0], 4)) for m in range(2)}
@@ -63,7 +66,7 @@ def test_reader_keeps_the_two_most_active_bodies_most_active_first(tmp_path):
     still = np.repeat(random_motion(rng, 1)[:, 0], 30, axis=0)  # (30, 25, 3) a body that does not move
     calm, active = random_motion(rng, 30, scale=0.2)[:, 0], random_motion(rng, 30, scale=2.0)[:, 0]
     write_skeleton(tmp_path / "x.skeleton", [[still[t], calm[t], active[t]] for t in range(30)])
-    sk = data.read_skeleton(tmp_path / "x.skeleton")
+    sk = read_skeleton(tmp_path / "x.skeleton")
     assert sk.xyz.shape[1] == 2
     np.testing.assert_allclose(sk.xyz[:, 0], active, atol=1e-5)
     np.testing.assert_allclose(sk.xyz[:, 1], calm, atol=1e-5)
@@ -72,8 +75,8 @@ def test_reader_keeps_the_two_most_active_bodies_most_active_first(tmp_path):
 def test_plain_reference_reader_agrees_on_a_single_body(tmp_path):
     motion = random_motion(np.random.default_rng(2), 25)
     write_skeleton(tmp_path / "x.skeleton", frames_of(motion))
-    plain = data.plain_read_skeleton(tmp_path / "x.skeleton")  # (3, T, 25, 2)
-    np.testing.assert_allclose(plain[..., 0].transpose(1, 2, 0), data.read_skeleton(tmp_path / "x.skeleton").xyz[:, 0],
+    plain = plain_read_skeleton(tmp_path / "x.skeleton")  # (3, T, 25, 2)
+    np.testing.assert_allclose(plain[..., 0].transpose(1, 2, 0), read_skeleton(tmp_path / "x.skeleton").xyz[:, 0],
                                atol=1e-6)
 
 
@@ -93,60 +96,39 @@ def edit_line(path, line_number, new_text):
 def test_truncated_file_is_named_with_the_line_where_it_breaks(good_file):
     lines = good_file.read_text().splitlines()
     good_file.write_text("\n".join(lines[:60]))  # cut inside frame 3
-    with pytest.raises(data.SkeletonFormatError, match=r"S001C001P001R001A001.skeleton:61: .*truncated") as error:
-        data.read_skeleton(good_file)
+    with pytest.raises(SkeletonFormatError, match=r"S001C001P001R001A001.skeleton:61: .*truncated") as error:
+        read_skeleton(good_file)
     assert error.value.line == 61
 
 
 def test_wrong_joint_count_is_an_error_on_its_line(good_file):
     edit_line(good_file, 4, "24")  # line 4 = joint count of the first body
-    with pytest.raises(data.SkeletonFormatError, match=r":4: expected 25 joints, found 24"):
-        data.read_skeleton(good_file)
+    with pytest.raises(SkeletonFormatError, match=r":4: expected 25 joints, found 24"):
+        read_skeleton(good_file)
 
 
 def test_non_numeric_value_is_an_error_on_its_line(good_file):
     edit_line(good_file, 10, "0.1 0.2 abc 200 200 970 560 0 0 0 0 2")
-    with pytest.raises(data.SkeletonFormatError, match=r":10: non-numeric value 'abc'"):
-        data.read_skeleton(good_file)
+    with pytest.raises(SkeletonFormatError, match=r":10: non-numeric value 'abc'"):
+        read_skeleton(good_file)
 
 
 def test_zero_frames_is_an_error(tmp_path):
     (tmp_path / "x.skeleton").write_text("0\n")
-    with pytest.raises(data.SkeletonFormatError, match=r":1: zero frames"):
-        data.read_skeleton(tmp_path / "x.skeleton")
+    with pytest.raises(SkeletonFormatError, match=r":1: zero frames"):
+        read_skeleton(tmp_path / "x.skeleton")
     (tmp_path / "y.skeleton").write_text("2\n0\n0\n")
-    with pytest.raises(data.SkeletonFormatError, match=r"no body in any of the 2 frames"):
-        data.read_skeleton(tmp_path / "y.skeleton")
+    with pytest.raises(SkeletonFormatError, match=r"no body in any of the 2 frames"):
+        read_skeleton(tmp_path / "y.skeleton")
 
 
 def test_nan_value_is_an_error_on_its_line(good_file):
     edit_line(good_file, 33, "nan 0.2 3.0 200 200 970 560 0 0 0 0 2")
-    with pytest.raises(data.SkeletonFormatError, match=r":33: non-finite joint value"):
-        data.read_skeleton(good_file)
+    with pytest.raises(SkeletonFormatError, match=r":33: non-finite joint value"):
+        read_skeleton(good_file)
 
 
-def test_missing_list_tolerates_the_official_header_lines():
-    names = data.read_missing_list(FIXTURES / "missing_with_header.txt")
-    assert names == {"S001C002P005R002A008", "S001C002P006R001A008", "S018C001P008R001A061"}
-    assert len(data.read_missing_list(data.RESOURCES / "ntu60_samples_with_missing_skeletons.txt")) == 302
-    assert len(data.read_missing_list(data.RESOURCES / "ntu120_samples_with_missing_skeletons.txt")) == 535
-
-
-# ---- benchmark splits -------------------------------------------------------------------------------------------
-
-def test_split_rules_select_exactly_the_listed_subjects_cameras_and_setups():
-    for subject in range(1, 107):
-        name60 = f"S001C001P{subject:03d}R001A001"
-        assert data.ntu_is_train(name60, "ntu60", "xsub") == (subject in data.NTU60_XSUB_TRAIN_SUBJECTS)
-        assert data.ntu_is_train(name60, "ntu120", "xsub") == (subject in data.NTU120_XSUB_TRAIN_SUBJECTS)
-    assert len(data.NTU60_XSUB_TRAIN_SUBJECTS) == 20 and len(data.NTU120_XSUB_TRAIN_SUBJECTS) == 53
-    assert [data.ntu_is_train(f"S001C{c:03d}P001R001A001", "ntu60", "xview") for c in (1, 2, 3)] == [False, True, True]
-    assert [data.ntu_is_train(f"S{s:03d}C001P001R001A001", "ntu120", "xset") for s in range(1, 33)] == \
-           [s % 2 == 0 for s in range(1, 33)]
-    assert data.ntu_in_dataset("S017C001P001R001A060", "ntu60")
-    assert not data.ntu_in_dataset("S018C001P001R001A001", "ntu60")
-    assert not data.ntu_in_dataset("S001C001P001R001A061", "ntu60")
-
+# ---- benchmark splits ----------------------------------------------------------------------------------------
 
 @pytest.fixture
 def raw_ntu(tmp_path):
@@ -184,8 +166,8 @@ def check_rows_match(folder, part, motions):
 
 def test_convert_ntu_writes_every_split_sorted_with_skips_counted(raw_ntu, tmp_path):
     raw, names, motions = raw_ntu
-    report = data.convert_ntu([raw / "part1", raw / "part2"], tmp_path / "out", ("ntu60", "ntu120"),
-                              FIXTURES / "missing_with_header.txt", workers=2)
+    report = convert_ntu([raw / "part1", raw / "part2"], tmp_path / "out", ("ntu60", "ntu120"),
+                         FIXTURES / "missing_with_header.txt", workers=2)
     assert report.skipped_missing == 1
     assert len(report.corrupt) == 1 and "S001C001P002R001A003" in report.corrupt[0][0]
     assert report.corrupt[0][1].startswith("line 101: file ends early (truncated)")
@@ -204,8 +186,8 @@ def test_convert_ntu_writes_every_split_sorted_with_skips_counted(raw_ntu, tmp_p
 
 def test_convert_ntu_in_process_equals_parallel(raw_ntu, tmp_path):
     raw, _, _ = raw_ntu
-    data.convert_ntu(raw, tmp_path / "a", ("ntu60",), workers=1)
-    data.convert_ntu(raw, tmp_path / "b", ("ntu60",), workers=2)
+    convert_ntu(raw, tmp_path / "a", ("ntu60",), workers=1)
+    convert_ntu(raw, tmp_path / "b", ("ntu60",), workers=2)
     for part in ("train", "val"):
         a = tmp_path / "a" / "ntu60" / "xsub" / f"{part}_data.npy"
         assert a.read_bytes() == (tmp_path / "b" / "ntu60" / "xsub" / f"{part}_data.npy").read_bytes()
@@ -216,10 +198,10 @@ def test_duplicate_sample_across_raw_folders_is_an_error(tmp_path):
         (tmp_path / folder).mkdir()
         write_skeleton(tmp_path / folder / "S001C001P001R001A001.skeleton", [[np.ones((25, 3))]])
     with pytest.raises(data.DataFormatError, match="appears twice"):
-        data.find_ntu_files([tmp_path / "a", tmp_path / "b"])
+        find_ntu_files([tmp_path / "a", tmp_path / "b"])
 
 
-# ---- PKU-MMD ----------------------------------------------------------------------------------------------------
+# ---- PKU-MMD -------------------------------------------------------------------------------------------------
 
 def write_pku_video(folder, video, T, labels):
     """Skeleton file whose frame f (1-based) holds the value f everywhere; label lines 'label,start,end,conf'."""
@@ -233,21 +215,21 @@ def write_pku_video(folder, video, T, labels):
 
 def test_pku_instance_cutting_honours_one_based_inclusive_ranges():
     xyz = np.arange(1, 21, dtype=np.float32)[:, None, None, None] * np.ones((20, 2, 25, 3), np.float32)
-    assert data.cut_instance(xyz, 3, 7)[:, 0, 0, 0].tolist() == [3, 4, 5, 6, 7]
-    assert data.cut_instance(xyz, 20, 20)[:, 0, 0, 0].tolist() == [20]
-    instances, problems = data.pku_instances("A05N02-R", 2, xyz, [(13, 1, 5), (51, 18, 25), (2, 21, 30)])
+    assert cut_instance(xyz, 3, 7)[:, 0, 0, 0].tolist() == [3, 4, 5, 6, 7]
+    assert cut_instance(xyz, 20, 20)[:, 0, 0, 0].tolist() == [20]
+    instances, problems = pku_instances("A05N02-R", 2, xyz, [(13, 1, 5), (51, 18, 25), (2, 21, 30)])
     assert [(n, y) for n, y, _ in instances] == [("A005N002V003C013L001", 12), ("A005N002V003C051L002", 50)]
     assert instances[0][2][:, 0, 0, 0].tolist() == [1, 2, 3, 4, 5]
     assert instances[1][2][:, 0, 0, 0].tolist() == [18, 19, 20]  # clipped at the last frame
     assert problems == ["A005N002V003C002L003: starts at frame 21 but A05N02-R has 20 frames"]
-    assert data.pku_video_prefix("0002-L", 1) == "F002V001"
-    assert data.pku_video_prefix("A26N13-M", 2) == "A026N013V002"
+    assert pku_video_prefix("0002-L", 1) == "F002V001"
+    assert pku_video_prefix("A26N13-M", 2) == "A026N013V002"
 
 
 def test_pku_names_follow_the_released_prompt_keys():
     # Keys of C2VL's pkuv2_language.json look like A001N001V001C004L002 (view L/M/R -> V001/V002/V003).
-    assert data.PKU_VIEWS == {"L": 1, "M": 2, "R": 3}
-    instances, _ = data.pku_instances("A01N01-L", 2, np.ones((50, 2, 25, 3), np.float32), [(30, 1, 9), (4, 10, 20)])
+    assert PKU_VIEWS == {"L": 1, "M": 2, "R": 3}
+    instances, _ = pku_instances("A01N01-L", 2, np.ones((50, 2, 25, 3), np.float32), [(30, 1, 9), (4, 10, 20)])
     assert [n for n, _, _ in instances] == ["A001N001V001C030L001", "A001N001V001C004L002"]
 
 
@@ -257,8 +239,8 @@ def test_convert_pku_writes_instance_level_splits(tmp_path):
     write_pku_video(tmp_path, "A02N01-R", 15, [(1, 5, 15), (52, 1, 2)])  # 52 is outside the 51-id space
     split = tmp_path / "cross-subject-v2.txt"
     split.write_text("Training videos: \nA01N01-L, A02N01-R, A03N03-L\nValidataion videos: \nA01N02-M\n")
-    report = data.convert_pku(2, tmp_path / "skeleton", tmp_path / "label", {"xsub": split}, tmp_path / "out",
-                              workers=1)
+    report = convert_pku(2, tmp_path / "skeleton", tmp_path / "label", {"xsub": split}, tmp_path / "out",
+                         workers=1)
     folder = data.split_dir(tmp_path / "out", "pku2", "xsub")
     names, labels = pickle.load(open(folder / "train_label.pkl", "rb"))
     assert names == ["A001N001V001C004L001", "A001N001V001C013L002"] and labels == [3, 12]
@@ -277,8 +259,8 @@ def test_convert_pku_writes_instance_level_splits(tmp_path):
 def test_pku_bad_skeleton_line_is_named(tmp_path):
     path = tmp_path / "0002-L.txt"
     path.write_text(" ".join(["0.5"] * 150) + "\n" + " ".join(["0.5"] * 149) + "\n")
-    with pytest.raises(data.SkeletonFormatError, match=r"0002-L.txt:2: expected 150 values"):
-        data.read_pku_skeleton(path)
+    with pytest.raises(SkeletonFormatError, match=r"0002-L.txt:2: expected 150 values"):
+        read_pku_skeleton(path)
     path.write_text("")
-    with pytest.raises(data.SkeletonFormatError, match="zero frames"):
-        data.read_pku_skeleton(path)
+    with pytest.raises(SkeletonFormatError, match="zero frames"):
+        read_pku_skeleton(path)

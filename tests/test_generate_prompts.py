@@ -1,4 +1,4 @@
-"""prompts.py's LMM step (LLaVA answers, Grounding DINO boxes) with tiny random models built from configs.
+"""tools/generate_prompts.py's LMM step (LLaVA answers, Grounding DINO boxes), tiny random models from configs.
 
 No downloads: the tokenizers are built in memory and the models from small configs. Needs the optional extra
 (requirements-lmm.txt); CI installs only requirements.txt, so these tests skip there.
@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 import prompts
+from tools import generate_prompts
 
 transformers = pytest.importorskip("transformers")
 prompts.import_open_clip()  # the torchvision work-around, before transformers' vision models are imported
@@ -72,18 +73,18 @@ class Frames:
 
 def test_llava_answers_every_frame_in_the_released_format(tmp_path):
     model, processor = tiny_llava()
-    answerer = prompts.LlavaAnswerer(model=model, processor=processor, max_new_tokens=4)
+    answerer = generate_prompts.LlavaAnswerer(model=model, processor=processor, max_new_tokens=4)
     answers = answerer.answers(Frames().read([0, 5, 9]))
     assert len(answers) == 3 and all(isinstance(a, str) for a in answers)
     out = tmp_path / "train_language_prompts.json"
-    made = prompts.make_language_prompts(["S001C001P001R001A001.skeleton"], out, lambda key: Frames(T=7),
+    made = generate_prompts.make_language_prompts(["S001C001P001R001A001.skeleton"], out, lambda key: Frames(T=7),
                                          answerer, K=16)
     assert prompts.read_language_prompts(out) == made and len(made["S001C001P001R001A001"]) == 16
 
 
 def test_llava_prompt_asks_the_constant_question():
     model, processor = tiny_llava()
-    text = prompts.LLAVA_PROMPT.format(question=prompts.LLAVA_QUESTION)
+    text = generate_prompts.LLAVA_PROMPT.format(question=generate_prompts.LLAVA_QUESTION)
     assert text.startswith("USER: <image>\n") and text.endswith(" ASSISTANT:")
     ids = processor(images=Frames().read([0]), text=[text], return_tensors="pt")["input_ids"]
     assert (ids == 4).sum() == 4  # the <image> placeholder expands to the 2x2 patches of the tiny vision tower
@@ -91,7 +92,7 @@ def test_llava_prompt_asks_the_constant_question():
 
 def test_grounding_dino_boxes_are_inside_the_frame():
     model, processor = tiny_grounding_dino()
-    detector = prompts.PersonDetector(model=model, processor=processor, box_threshold=0.0, text_threshold=0.0)
+    detector = generate_prompts.PersonDetector(model=model, processor=processor, box_threshold=0.0, text_threshold=0.0)
     boxes = detector.boxes(Frames().read([0, 1]))
     assert len(boxes) == 2
     for box in boxes:
@@ -100,8 +101,8 @@ def test_grounding_dino_boxes_are_inside_the_frame():
 
 def test_frames_where_the_detector_finds_nobody_fall_back_to_the_skeleton_box():
     model, processor = tiny_grounding_dino()
-    detector = prompts.PersonDetector(model=model, processor=processor, box_threshold=1.01)  # finds nobody
+    detector = generate_prompts.PersonDetector(model=model, processor=processor, box_threshold=1.01)  # finds nobody
     joints = np.zeros((20, 1, 25, 2), np.float32)
     joints[:, 0, :, 0], joints[:, 0, :, 1] = np.linspace(480, 960, 25), np.linspace(270, 810, 25)
-    prompt = prompts.vision_prompt(Frames(), joints, K=4, detector=detector, margin=0.0)
+    prompt = generate_prompts.vision_prompt(Frames(), joints, K=4, detector=detector, margin=0.0)
     assert prompt["boxes"] == [[0.25, 0.25, 0.5, 0.75]] * 4
