@@ -1,4 +1,4 @@
-"""Progressive cross-modal self-distillation of C2VL (Chen et al., IEEE TMM 2025): METHOD.md §1, §5 and §7.
+"""Progressive cross-modal self-distillation of C2VL (Chen et al., IEEE TMM 2025): docs/method.md §1, §5 and §7.
 
 The skeleton encoder f is trained through two projection heads g_v, g_l into CLIP's space. For one batch
 (rows are samples) the loss compares the student's logits with soft targets (soft_targets.py, M1-M4, M7-M9):
@@ -153,7 +153,7 @@ def pool_prompts(features, pooling="mean", generator=None):
     """Prompt features of a batch -> (B, D) unit rows.
 
     features: (B, D) already pooled (cache with mean pooling), or (B, K, D) one per prompt frame.
-    pooling "mean": normalize(mean_k normalize(f_k)) (METHOD §1 [C]); "sample": one frame k drawn per sample and
+    pooling "mean": normalize(mean_k normalize(f_k)) (docs/method.md §1 [C]); "sample": one frame k drawn per sample and
     per call (call it once per training step).
     """
     features = features.float()
@@ -173,7 +173,7 @@ def pool_prompts(features, pooling="mean", generator=None):
 
 
 class ProjectionHead(nn.Module):
-    """g_m: 256-d skeleton feature -> CLIP space (METHOD §1). Output (N, out_dim), not normalised."""
+    """g_m: 256-d skeleton feature -> CLIP space (docs/method.md §1). Output (N, out_dim), not normalised."""
 
     def __init__(self, in_dim=256, hidden=512, out_dim=768):
         super().__init__()

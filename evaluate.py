@@ -48,14 +48,12 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from data import DATASETS, NORMALIZATIONS, DataNotFoundError, class_names, load_split, num_classes
-from skeleton_gcn import STGCN, CheckpointMismatchError, load_checkpoint, unwrap_state_dict
+from skeleton_gcn import CheckpointMismatchError, build_encoder, load_checkpoint
 from utils.config import add_arguments, check_choices, from_args, setting
 from utils.distributed import DEVICES, resolve_device
 from utils.files import save_figure, write_json
 
 PROTOCOLS = ("linear", "knn", "semi", "zeroshot")
-SIZE_KEY = "st_gcn_networks.0.gcn.conv.weight"  # (K * C_out, 3, 1, 1): K = 3 partitions, C_out 64 or 16
-SIZE_BY_ROWS = {3 * 64: "standard", 3 * 16: "quarter"}
 KNN_TEMPERATURE = 0.07
 
 
@@ -118,60 +116,8 @@ class EvalConfig:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The encoder
+# Features of the frozen encoder (skeleton_gcn.build_encoder loads any ST-GCN checkpoint)
 # ----------------------------------------------------------------------------------------------------------------
-
-def _read_checkpoint(path_or_state):
-    """A state dict from a path or a dict; a missing file names the command that makes encoder.pt."""
-    if isinstance(path_or_state, dict):
-        return path_or_state
-    path = Path(path_or_state)
-    if not path.is_file():
-        raise FileNotFoundError(f"encoder checkpoint {path} not found. Make one by pretraining, e.g.:\n"
-                                f"  python train.py --dataset demo --out {path.parent}\n"
-                                f"or pass any ST-GCN checkpoint (a published classifier, an AimCLR encoder_q).")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise CheckpointMismatchError(f"cannot read checkpoint {path}: {error}") from error
-
-
-def _encoder_keys(state):
-    """The ST-GCN keys of a state dict; AimCLR/CrosSCLR keep the encoder under `encoder_q.` next to the
-    momentum encoder and the queue, with a projection MLP `fc` that is not part of f."""
-    state = unwrap_state_dict(state)
-    if any(k.startswith("encoder_q.") for k in state):
-        return {k[len("encoder_q."):]: v for k, v in state.items()
-                if k.startswith("encoder_q.") and not k.startswith("encoder_q.fc.")}
-    return state
-
-
-def detect_size(state) -> str:
-    """'standard' or 'quarter' from the rows of the first graph conv (192 = 3 x 64, 48 = 3 x 16)."""
-    weight = state.get(SIZE_KEY)
-    if weight is None:
-        return "standard"  # load_checkpoint then lists every missing key
-    rows = int(weight.shape[0])
-    if rows not in SIZE_BY_ROWS:
-        raise CheckpointMismatchError(f"cannot tell the ST-GCN size: {SIZE_KEY} has {rows} rows "
-                                      f"(expected {' or '.join(f'{r} ({s})' for r, s in SIZE_BY_ROWS.items())})")
-    return SIZE_BY_ROWS[rows]
-
-
-def build_encoder(path_or_state, size="auto") -> STGCN:
-    """The frozen-able feature extractor f: STGCN loaded strictly (every missing/unexpected key is named).
-
-    A published ST-GCN classifier (keys `fcn.*`) is loaded strictly into STGCN(num_class=...) and its
-    classifier is then dropped, so the returned model's forward and .features() both give f(x) (N, 256).
-    """
-    state = _encoder_keys(_read_checkpoint(path_or_state))
-    size = detect_size(state) if size == "auto" else size
-    classifier = state.get("fcn.weight")
-    encoder = STGCN(num_class=int(classifier.shape[0]) if classifier is not None else None, size=size)
-    load_checkpoint(encoder, state)
-    encoder.fcn, encoder.num_class = None, None
-    return encoder
-
 
 @torch.no_grad()
 def extract_features(encoder, dataset, batch_size=256, device="cpu", num_workers=0, desc="features"):

@@ -7,7 +7,7 @@ CLIP (ViT-L/14-336 in the paper) encodes them once into a float16 memory-mapped 
 - language prompt: K = 16 LLaVA answers about those frames, C2VL's released format {sample: [K answers]}.
 
     (P1)  v_i = normalize( (1/K) sum_k normalize(E(prompt_ik)) )      E = frozen CLIP image or text encoder
-          pooling "none" keeps the K unit vectors: (K, D) per sample
+          pooling "sample" keeps the K unit vectors, (K, D) per sample: training draws one per step
     (P2)  w_c = normalize(E_text("a person {class name c}."))           class names, for zero-shot evaluation
 
     python prompts.py import pkuv2_language.zip --dataset pku2 --split xsub     # released answers -> the split
@@ -37,9 +37,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from data import PARTS, read_label_pkl, sample_name, split_dir
-from distill import MODALITIES, pool_prompts  # P1, shared with training's pooling of "none" caches
+from distill import MODALITIES, pool_prompts  # P1, the same pooling training applies to "sample" caches
 from utils.distributed import resolve_device
 from utils.files import atomic_path, move_into_place, write_json
+from utils.frames import FrameSourceError, open_frame_source
 
 K_FRAMES = 16  # prompts per sample; the released files hold exactly 16 answers per sample
 DEFAULT_CLIP_MODEL = "ViT-L-14-336"  # the paper's frozen CLIP
@@ -47,7 +48,7 @@ DEFAULT_CLIP_PRETRAINED = "openai"
 DEMO_CLIP_MODEL = "c2vl-demo-tiny"  # the demo's tiny random CLIP (demo/clip.py)
 CLASS_TEMPLATE = "a person {}."
 COLOR_FRAME_SIZE = (1920, 1080)  # colorX/colorY of NTU skeletons are pixels of the 1920x1080 Kinect RGB frame
-POOLINGS = ("mean", "none")
+POOLINGS = ("mean", "sample")  # P1 mean over K, or keep all K so that training draws one per step
 CACHE_FORMAT = "c2vl-prompt-cache/1"
 
 
@@ -175,70 +176,6 @@ def sample_frame_indices(num_frames: int, K: int = K_FRAMES) -> list[int]:
     if num_frames < 1:
         raise PromptError(f"cannot sample {K} frames from an empty clip (num_frames={num_frames})")
     return [min(num_frames - 1, int((k + 0.5) * num_frames / K)) for k in range(K)]
-
-
-class FolderFrameSource:
-    """Frames extracted to a folder of images (any of .jpg/.jpeg/.png/.bmp), in natural file-name order."""
-    EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
-
-    def __init__(self, folder: str | Path):
-        self.folder = Path(folder)
-        natural = lambda p: [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", p.name)]  # noqa: E731
-        self.files = sorted((p for p in self.folder.iterdir() if p.suffix.lower() in self.EXTENSIONS), key=natural)
-        if not self.files:
-            raise PromptError(f"{self.folder}: no frame images ({', '.join(self.EXTENSIONS)})")
-        self.num_frames = len(self.files)
-        with Image.open(self.files[0]) as first:
-            self.size = first.size  # (W, H)
-
-    def read(self, indices: Sequence[int]) -> list[Image.Image]:
-        return [Image.open(self.files[i]).convert("RGB") for i in indices]
-
-
-def _import_av():
-    try:
-        import av
-    except ImportError as err:
-        raise ImportError("reading videos needs PyAV: pip install -r requirements-lmm.txt (or extract the frames "
-                          "to folders and pass those)") from err
-    return av
-
-
-class VideoFrameSource:
-    """Frames of a video file (e.g. NTU's S001C001P001R001A001_rgb.avi), decoded with PyAV (optional extra)."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        with _import_av().open(str(self.path)) as container:
-            stream = container.streams.video[0]
-            self.size = (stream.codec_context.width, stream.codec_context.height)
-            # The container's frame count can be missing or wrong (AVI); count by decoding then.
-            self.num_frames = stream.frames or sum(1 for _ in container.decode(video=0))
-
-    def read(self, indices: Sequence[int]) -> list[Image.Image]:
-        wanted, frames = set(indices), {}
-        with _import_av().open(str(self.path)) as container:
-            for i, frame in enumerate(container.decode(video=0)):
-                if i in wanted:
-                    frames[i] = frame.to_image().convert("RGB")
-                if i >= max(wanted):
-                    break
-        lost = sorted(wanted - set(frames))
-        if lost:
-            raise PromptError(f"{self.path}: frames {lost[:5]} could not be decoded (video has {len(frames)} of them)")
-        return [frames[i] for i in indices]
-
-
-def open_frame_source(frames_root: str | Path, name: str):
-    """The frames of sample `name` under `frames_root`: a folder `<key>/`, or a video `<key>_rgb.avi|.avi|.mp4`."""
-    key, root = sample_name(name), Path(frames_root)
-    if (root / key).is_dir():
-        return FolderFrameSource(root / key)
-    for video in (root / f"{key}_rgb.avi", root / f"{key}.avi", root / f"{key}.mp4"):
-        if video.is_file():
-            return VideoFrameSource(video)
-    raise FileNotFoundError(f"no frames for sample {key} in {root} (looked for {key}/, {key}_rgb.avi, {key}.avi, "
-                            f"{key}.mp4)")
 
 
 # --- Person crops ---------------------------------------------------------------------------------------------
@@ -386,7 +323,7 @@ def cache_path(data_root: str | Path, dataset: str, split: str, part: str, modal
                           f"{POOLINGS} (got {part!r}, {modality!r}, {pooling!r})")
     tag = "random" if not pretrained else Path(pretrained).stem if os.path.sep in pretrained else pretrained
     slug = "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", s) for s in (model_name, tag))  # 'ViT-L-14-336_openai'
-    name = f"{part}_{modality}_{slug}" + ("_allK" if pooling == "none" else "")
+    name = f"{part}_{modality}_{slug}" + ("_allK" if pooling == "sample" else "")
     return split_dir(data_root, dataset, split) / "prompts" / f"{name}.npy"
 
 
@@ -473,8 +410,8 @@ def encode_cache(path: str | Path, names: Sequence[str], load_prompt: Callable[[
             encoded = (clip.encode_texts(flat, batch_size) if modality == "language"
                        else clip.encode_pixels(torch.stack(flat), batch_size))  # (B * K, D)
             features = encoded.view(len(chunk), K, -1)  # (B, K, D) unit rows
-            # (P1) normalize(mean over K of the unit features): the same pooling that training applies to "none" caches
-            rows[chunk] = (features if pooling == "none" else pool_prompts(features, "mean")).numpy()
+            # (P1) normalize(mean over K of the unit features): the same pooling that training applies to "sample" caches
+            rows[chunk] = (features if pooling == "sample" else pool_prompts(features, "mean")).numpy()
             rows.flush()
             done[chunk] = True
             with atomic_path(done_file) as tmp, open(tmp, "wb") as f:
@@ -519,7 +456,7 @@ def _same_pretrained(a: str | None, b: str | None) -> bool:
 
 def load_prompt_features(path: str | Path, names: Sequence[str], model_name: str, pretrained: str | None,
                          allow_partial: bool = False):
-    """(features, present) aligned to `names`: float16 (N, D), or (N, K, D) for pooling "none", memory-mapped when
+    """(features, present) aligned to `names`: float16 (N, D), or (N, K, D) for pooling "sample", memory-mapped when
     the cache holds exactly `names` in order; bool (N,). Refuses another model or pretrained weights, and names
     without features unless `allow_partial` (their rows are zeros)."""
     path = Path(path)
@@ -630,7 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrained", type=_pretrained_arg, default=DEFAULT_CLIP_PRETRAINED,
                    help="open_clip pretrained tag or local checkpoint path ('none' = random weights)")
     p.add_argument("--clip-cache-dir", default=None, help="where open_clip stores downloaded weights")
-    p.add_argument("--pooling", default="mean", choices=POOLINGS, help="mean over K (P1) or keep all K")
+    p.add_argument("--pooling", default="mean", choices=POOLINGS, help="mean over K (P1), or keep all K (train.py --pooling sample)")
     p.add_argument("--frames", help="frames / videos of the vision prompts (not for demo)")
     p.add_argument("--K", type=int, default=K_FRAMES)
     p.add_argument("--batch-size", type=int, default=256, help="images or texts per CLIP forward pass")
@@ -644,7 +581,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (PromptError, WeightsUnavailableError, FileNotFoundError) as err:  # messages say what to do; no traceback
+    except (PromptError, FrameSourceError, WeightsUnavailableError, FileNotFoundError) as err:  # messages say what to do; no traceback
         raise SystemExit(f"error: {err}") from err
 
 

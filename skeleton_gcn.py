@@ -18,6 +18,7 @@ The spatial graph convolution of a block (x: C_in channels per joint, A_k: K par
 It does not implement GRU/Transformer encoders, which the paper compares only in an ablation.
 """
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -270,23 +271,28 @@ def _key_list(keys, limit=20):
     return f"{shown}, ... ({len(keys)} in all)" if len(keys) > limit else shown
 
 
-def load_checkpoint(model, path_or_state, map_location="cpu"):
+def read_checkpoint(path):
+    """torch.load(weights_only=True) of a checkpoint file; a missing or unreadable file is a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found. Make an encoder by pretraining, e.g.:\n"
+                                f"  python train.py --dataset demo --out {path.parent}\n"
+                                f"or pass any ST-GCN checkpoint (a published classifier, an AimCLR encoder_q).")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointMismatchError(f"cannot read checkpoint {path}: {error}") from error
+
+
+def load_checkpoint(model, path_or_state):
     """Load a checkpoint into model strictly; any missing, unexpected or mis-shaped key raises with the key names.
 
     A silent partial load leaves a random encoder that still trains a linear classifier, at a fraction of the
     expected accuracy; users of the field lose weeks to that, so nothing here is lenient.
     """
-    if isinstance(path_or_state, dict):
-        checkpoint, source = path_or_state, "state dict"
-    else:
-        source = str(path_or_state)
-        try:
-            checkpoint = torch.load(path_or_state, map_location=map_location, weights_only=True)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"checkpoint not found: {source}") from None
-        except Exception as error:
-            raise CheckpointMismatchError(f"cannot read checkpoint {source}: {error}") from error
-    state = unwrap_state_dict(checkpoint)
+    is_state = isinstance(path_or_state, dict)
+    source = "state dict" if is_state else str(path_or_state)
+    state = unwrap_state_dict(path_or_state if is_state else read_checkpoint(path_or_state))
     expected = model.state_dict()
     missing = expected.keys() - state.keys()
     unexpected = state.keys() - expected.keys()
@@ -304,3 +310,31 @@ def load_checkpoint(model, path_or_state, map_location="cpu"):
         raise CheckpointMismatchError("\n".join(lines))
     model.load_state_dict(state, strict=True)
     return model
+
+
+def detect_size(state) -> str:
+    """'standard' or 'quarter' from the rows of the first graph conv (K * C_out: 192 = 3 x 64, 48 = 3 x 16)."""
+    weight = state.get("st_gcn_networks.0.gcn.conv.weight")
+    if weight is None:
+        return "standard"  # load_checkpoint then lists every missing key
+    sizes = {3 * SIZES[s][0][1]: s for s in SIZES}
+    if int(weight.shape[0]) not in sizes:
+        raise CheckpointMismatchError(f"cannot tell the ST-GCN size: st_gcn_networks.0.gcn.conv.weight has "
+                                      f"{int(weight.shape[0])} rows (expected 192 (standard) or 48 (quarter))")
+    return sizes[int(weight.shape[0])]
+
+
+def build_encoder(path_or_state, size="auto") -> STGCN:
+    """The feature extractor f from any ST-GCN checkpoint, loaded strictly: train.py's encoder.pt, a published
+    classifier (its `fcn` is dropped after a strict load) or an AimCLR/CrosSCLR checkpoint (`encoder_q.`, without
+    the projection `encoder_q.fc`). forward and .features() both give f(x) (N, 256)."""
+    state = unwrap_state_dict(path_or_state if isinstance(path_or_state, dict) else read_checkpoint(path_or_state))
+    if any(k.startswith("encoder_q.") for k in state):
+        state = {k[len("encoder_q."):]: v for k, v in state.items()
+                 if k.startswith("encoder_q.") and not k.startswith("encoder_q.fc.")}
+    classifier = state.get("fcn.weight")
+    encoder = STGCN(num_class=int(classifier.shape[0]) if classifier is not None else None,
+                    size=detect_size(state) if size == "auto" else size)
+    load_checkpoint(encoder, state)
+    encoder.fcn, encoder.num_class = None, None
+    return encoder

@@ -1,4 +1,4 @@
-"""Soft targets of C2VL (Chen et al., IEEE TMM 2025, arXiv:2405.20606): METHOD.md §3, §4 and §6.
+"""Soft targets of C2VL (Chen et al., IEEE TMM 2025, arXiv:2405.20606): docs/method.md §3, §4 and §6.
 
 C2VL aligns skeleton embeddings with frozen CLIP features of two knowledge prompts (vision: person crops; language:
 LLaVA answers). Instead of CLIP's one-hot targets I it trains against *soft* targets built from similarities that
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 
 def soft_cross_entropy(Y, logits):
-    """H(Y, A) = -(1/N) sum_i sum_j Y_ij log softmax(A)_ij   (METHOD.md §2).
+    """H(Y, A) = -(1/N) sum_i sum_j Y_ij log softmax(A)_ij   (docs/method.md §2).
 
     Y: (N, N) row-stochastic targets; logits A: (N, N). Returns a scalar. log_softmax keeps it finite for any
     logit scale; with Y = I it equals F.cross_entropy(A, arange(N)).

@@ -20,6 +20,7 @@ import platform
 import sys
 import time
 from dataclasses import asdict, dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -139,15 +140,9 @@ def fill_presets(config):
 
 def environment():
     """What produced the run: library versions and the machine."""
-    info = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "platform": platform.platform(), "cuda": torch.version.cuda,
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "open_clip_torch": version("open_clip_torch"), "platform": platform.platform(), "cuda": torch.version.cuda,
             "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
-    try:
-        from importlib.metadata import version
-        info["open_clip_torch"] = version("open_clip_torch")
-    except Exception:
-        info["open_clip_torch"] = None
-    return info
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -199,9 +194,8 @@ class GlobalBatchSampler(torch.utils.data.Sampler):
 
 def prompt_cache_path(config, modality):
     """Where prompts.py writes the training split's cache of `modality` for the configured CLIP and pooling."""
-    pooling = "none" if config.pooling == "sample" else "mean"  # "sample" draws from all K features per step
     return prompts.cache_path(config.data_root, config.dataset, config.split, "train", modality, config.clip_model,
-                              clip_pretrained(config), pooling)
+                              clip_pretrained(config), config.pooling)
 
 
 def load_prompt_caches(config, names, modalities):
@@ -224,7 +218,7 @@ def clip_pretrained(config):
 
 def missing_prompts_message(config, modalities, path=None):
     where = f" (looked for {path})" if path else ""
-    pooling = " --pooling none" if config.pooling == "sample" else ""
+    pooling = " --pooling sample" if config.pooling == "sample" else ""
     return (f"no {' or '.join(modalities)} prompt features for {config.dataset} {config.split} train with CLIP "
             f"{config.clip_model} / {config.pretrained}{where}. Make them with:\n"
             f"  python prompts.py encode --dataset {config.dataset} --split {config.split} --parts train "
@@ -446,7 +440,7 @@ def plot_targets(config, model, loss_fn, train_set, features, modalities, device
 # ----------------------------------------------------------------------------------------------------------------
 
 def evaluate_run(config, model, modalities, out, device):
-    """evaluate.py's protocols on the saved encoder: linear evaluation (METHOD §9), kNN and, with a language head,
+    """evaluate.py's protocols on the saved encoder: linear evaluation (docs/method.md §9), kNN and, with a language head,
     zero-shot; for the demo (or --baseline) also the same encoder at its random initialisation. -> metrics.json"""
     protocols = "linear,knn,zeroshot"
     eval_config = evaluate.EvalConfig(encoder=str(out / "encoder.pt"), dataset=config.dataset, split=config.split,

@@ -1,4 +1,4 @@
-"""Claims of distill.py (METHOD.md M5, M6, M10-M12, the logit scale and C2VLLoss as a whole).
+"""Claims of distill.py (docs/method.md M5, M6, M10-M12, the logit scale and C2VLLoss as a whole).
 
 Expected values are recomputed independently: float64 numpy with explicit loops, or CLIP's InfoNCE written with
 F.cross_entropy; never by calling the function under test.
@@ -53,7 +53,7 @@ def H(Y, A):
 
 
 def reference_loss(Z, P, Zt, t, config, alpha, modalities):
-    """M1-M12 from METHOD.md in numpy, written per modality m with its *other* modality o (the code lists the four
+    """M1-M12 from docs/method.md in numpy, written per modality m with its *other* modality o (the code lists the four
     cycles explicitly). Z, P, Zt: {m: (N, D)} float64 (Zt None in epoch 1). Returns {m: L_m} and L."""
     n = next(iter(Z.values())).shape[0]
     I = np.eye(n)

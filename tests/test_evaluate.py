@@ -14,7 +14,7 @@ import data
 import evaluate
 from distill import ProjectionHead
 from prompts import DEMO_CLIP_MODEL
-from skeleton_gcn import STGCN, CheckpointMismatchError
+from skeleton_gcn import STGCN
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -210,59 +210,8 @@ def test_confusion_and_embedding_pngs_are_written(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The encoder
+# Features of the encoder
 # ----------------------------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("size", ["quarter", "standard"])
-def test_build_encoder_detects_the_size_and_loads_the_weights_exactly(tmp_path, size):
-    torch.manual_seed(0)
-    reference = STGCN(size=size)
-    torch.save(reference.state_dict(), tmp_path / "encoder.pt")
-    encoder = evaluate.build_encoder(tmp_path / "encoder.pt")
-    assert encoder.size == size and encoder.fcn is None
-    state = encoder.state_dict()
-    assert all(torch.equal(state[k], v) for k, v in reference.state_dict().items())
-
-
-def test_build_encoder_accepts_a_published_stgcn_classifier_and_uses_its_features():
-    torch.manual_seed(0)
-    classifier = STGCN(num_class=60).eval()
-    encoder = evaluate.build_encoder({"state_dict": {f"module.{k}": v for k, v in classifier.state_dict().items()}})
-    x = torch.randn(2, 3, 8, 25, 2)
-    with torch.no_grad():
-        assert torch.allclose(encoder.eval()(x), classifier.features(x), atol=1e-6)
-
-
-def test_build_encoder_accepts_an_aimclr_checkpoint_with_encoder_q_and_its_projection():
-    torch.manual_seed(0)
-    reference = STGCN(size="quarter")
-    state = {f"encoder_q.{k}": v for k, v in reference.state_dict().items()}
-    state.update({"encoder_q.fc.0.weight": torch.zeros(256, 256), "queue": torch.zeros(128, 10),
-                  "encoder_k.data_bn.weight": torch.zeros(75)})
-    encoder = evaluate.build_encoder(state)
-    assert encoder.size == "quarter"
-    assert torch.equal(encoder.state_dict()["data_bn.weight"], reference.state_dict()["data_bn.weight"])
-
-
-def test_build_encoder_rejects_mismatching_checkpoints_naming_the_keys():
-    state = STGCN(size="quarter").state_dict()
-    with pytest.raises(CheckpointMismatchError, match=r"st_gcn_networks.0.gcn.conv.weight \(48, 3, 1, 1\)"):
-        evaluate.build_encoder(state, size="standard")
-    broken = dict(state)
-    del broken["edge_importance.3"]
-    broken["head.weight"] = torch.zeros(1)
-    with pytest.raises(CheckpointMismatchError, match=r"missing keys: edge_importance.3(.|\n)*unexpected keys: "
-                                                      r"head.weight"):
-        evaluate.build_encoder(broken)
-    odd = dict(state, **{"st_gcn_networks.0.gcn.conv.weight": torch.zeros(99, 3, 1, 1)})
-    with pytest.raises(CheckpointMismatchError, match="st_gcn_networks.0.gcn.conv.weight has 99 rows"):
-        evaluate.build_encoder(odd)
-
-
-def test_a_missing_encoder_names_the_train_py_command(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python train.py"):
-        evaluate.build_encoder(tmp_path / "run" / "encoder.pt")
-
 
 def test_features_are_computed_in_eval_mode_so_the_batch_size_does_not_change_them():
     torch.manual_seed(0)

@@ -15,11 +15,12 @@ from PIL import Image
 import prompts
 from demo import clip as demo_clip
 from demo.clip import DEMO_CLIP_CONFIG
-from prompts import (DEMO_CLIP_MODEL, K_FRAMES, FolderFrameSource, PromptError, WeightsUnavailableError,
+from prompts import (DEMO_CLIP_MODEL, K_FRAMES, PromptError, WeightsUnavailableError,
                      crop_person, encode_language, encode_vision, load_clip, load_prompt_features,
                      read_language_prompts, sample_frame_indices, skeleton_box)
 from tools import generate_prompts
 from tools.generate_prompts import make_prompts, make_vision_prompts
+from utils.frames import FolderFrameSource, open_frame_source
 
 FIXTURE = Path(__file__).parent / "fixtures" / "pkuv2_language_sample.json"
 MODEL, PRETRAINED = DEMO_CLIP_MODEL, None
@@ -189,12 +190,12 @@ def test_folder_frame_source_reads_frames_in_natural_order(tmp_path):
     assert (source.num_frames, source.size) == (11, (480, 270))
     frames = source.read([10, 1, 1])
     assert [f.getpixel((0, 0))[1] for f in frames] == [100, 10, 10]
-    assert prompts.open_frame_source(tmp_path, "S001C001P001R001A001.skeleton").num_frames == 11
+    assert open_frame_source(tmp_path, "S001C001P001R001A001.skeleton").num_frames == 11
 
 
 def test_open_frame_source_names_the_sample_it_cannot_find(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"S002C001P001R001A001.*S002C001P001R001A001_rgb.avi"):
-        prompts.open_frame_source(tmp_path, "S002C001P001R001A001")
+        open_frame_source(tmp_path, "S002C001P001R001A001")
 
 
 def test_video_frame_source_decodes_the_requested_frames(tmp_path):
@@ -207,7 +208,7 @@ def test_video_frame_source_decodes_the_requested_frames(tmp_path):
             frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * i, np.uint8), format="rgb24")
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
-    source = prompts.open_frame_source(tmp_path, "S001C001P001R001A001")
+    source = open_frame_source(tmp_path, "S001C001P001R001A001")
     assert (source.num_frames, source.size) == (6, (64, 48))
     grey = [np.asarray(f).mean() for f in source.read([5, 0, 2])]
     np.testing.assert_allclose(grey, [200, 0, 80], atol=6)
@@ -283,8 +284,8 @@ def test_language_cache_is_float16_unit_rows_of_the_mean_over_K(clip, released, 
     assert header["names"] == list(released) and len(header["input_hash"]) == 64
 
 
-def test_pooling_none_keeps_all_K_unit_vectors(clip, released, tmp_path):
-    path = encode_language(released, tmp_path / "allK.npy", clip, MODEL, PRETRAINED, pooling="none")
+def test_pooling_sample_keeps_all_K_unit_vectors(clip, released, tmp_path):
+    path = encode_language(released, tmp_path / "allK.npy", clip, MODEL, PRETRAINED, pooling="sample")
     features, _ = load_prompt_features(path, list(released), MODEL, PRETRAINED)
     assert features.shape == (4, 16, 64) and features.dtype == np.float16
     np.testing.assert_allclose(np.linalg.norm(features.astype(np.float32), axis=2), 1.0, atol=2e-3)
@@ -299,7 +300,7 @@ def test_vision_cache_encodes_the_person_crops_of_the_sampled_frames(clip, tmp_p
     names = ["S001C001P001R001A001", "S001C001P001R001A002"]
     for n, T in zip(names, (5, 20)):
         make_frame_folder(tmp_path / "frames" / n, num_frames=T)
-    open_source = lambda key: prompts.open_frame_source(tmp_path / "frames", key)  # noqa: E731
+    open_source = lambda key: open_frame_source(tmp_path / "frames", key)  # noqa: E731
     vision = make_vision_prompts(names, tmp_path / "train_vision_prompts.json", open_source,
                                  lambda key: np.stack([person_joints()] * 20))
     assert json.loads((tmp_path / "train_vision_prompts.json").read_text()) == vision

@@ -1,9 +1,9 @@
-"""ST-GCN facts (CONVENTIONS.md §4): the graph partitions, the network's sizes, names and loading behaviour."""
+"""ST-GCN facts (docs/conventions.md §4): the graph partitions, the network's sizes, names and loading behaviour."""
 import numpy as np
 import pytest
 import torch
 
-from skeleton_gcn import (NTU_EDGES_1BASED, STGCN, CheckpointMismatchError, Graph, SpatialGraphConv,
+from skeleton_gcn import (build_encoder, NTU_EDGES_1BASED, STGCN, CheckpointMismatchError, Graph, SpatialGraphConv,
                           graph_conv_reference, load_checkpoint)
 
 SPINE_BASE, SPINE_MID, SHOULDER_LEFT, ELBOW_LEFT, WRIST_LEFT, HAND_LEFT = 0, 1, 4, 5, 6, 7
@@ -90,7 +90,7 @@ def test_output_shapes(frames, persons):
 
 
 def expected_state_dict_shapes(num_class=60):
-    """The reference ST-GCN state dict, written out from CONVENTIONS.md §4."""
+    """The reference ST-GCN state dict, written out from docs/conventions.md §4."""
     shapes = {"A": (3, 25, 25)}
     shapes.update({f"data_bn.{n}": (75,) for n in ("weight", "bias", "running_mean", "running_var")})
     shapes["data_bn.num_batches_tracked"] = ()
@@ -204,3 +204,54 @@ def test_network_output_equals_reference_formulation():
     x = torch.randn(2, 3, 20, 25, 2)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), reference(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", ["quarter", "standard"])
+def test_build_encoder_detects_the_size_and_loads_the_weights_exactly(tmp_path, size):
+    torch.manual_seed(0)
+    reference = STGCN(size=size)
+    torch.save(reference.state_dict(), tmp_path / "encoder.pt")
+    encoder = build_encoder(tmp_path / "encoder.pt")
+    assert encoder.size == size and encoder.fcn is None
+    state = encoder.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in reference.state_dict().items())
+
+
+def test_build_encoder_accepts_a_published_stgcn_classifier_and_uses_its_features():
+    torch.manual_seed(0)
+    classifier = STGCN(num_class=60).eval()
+    encoder = build_encoder({"state_dict": {f"module.{k}": v for k, v in classifier.state_dict().items()}})
+    x = torch.randn(2, 3, 8, 25, 2)
+    with torch.no_grad():
+        assert torch.allclose(encoder.eval()(x), classifier.features(x), atol=1e-6)
+
+
+def test_build_encoder_accepts_an_aimclr_checkpoint_with_encoder_q_and_its_projection():
+    torch.manual_seed(0)
+    reference = STGCN(size="quarter")
+    state = {f"encoder_q.{k}": v for k, v in reference.state_dict().items()}
+    state.update({"encoder_q.fc.0.weight": torch.zeros(256, 256), "queue": torch.zeros(128, 10),
+                  "encoder_k.data_bn.weight": torch.zeros(75)})
+    encoder = build_encoder(state)
+    assert encoder.size == "quarter"
+    assert torch.equal(encoder.state_dict()["data_bn.weight"], reference.state_dict()["data_bn.weight"])
+
+
+def test_build_encoder_rejects_mismatching_checkpoints_naming_the_keys():
+    state = STGCN(size="quarter").state_dict()
+    with pytest.raises(CheckpointMismatchError, match=r"st_gcn_networks.0.gcn.conv.weight \(48, 3, 1, 1\)"):
+        build_encoder(state, size="standard")
+    broken = dict(state)
+    del broken["edge_importance.3"]
+    broken["head.weight"] = torch.zeros(1)
+    with pytest.raises(CheckpointMismatchError, match=r"missing keys: edge_importance.3(.|\n)*unexpected keys: "
+                                                      r"head.weight"):
+        build_encoder(broken)
+    odd = dict(state, **{"st_gcn_networks.0.gcn.conv.weight": torch.zeros(99, 3, 1, 1)})
+    with pytest.raises(CheckpointMismatchError, match="st_gcn_networks.0.gcn.conv.weight has 99 rows"):
+        build_encoder(odd)
+
+
+def test_a_missing_encoder_names_the_train_py_command(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python train.py"):
+        build_encoder(tmp_path / "run" / "encoder.pt")

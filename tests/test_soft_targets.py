@@ -1,4 +1,4 @@
-"""Claims of soft_targets.py (METHOD.md M1-M4, M7-M9 and the single-modality fallback).
+"""Claims of soft_targets.py (docs/method.md M1-M4, M7-M9 and the single-modality fallback).
 
 Every expected value is recomputed here independently in float64 numpy, mostly with explicit loops, never by
 calling the function under test.
