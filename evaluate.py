@@ -27,7 +27,7 @@ time. This file loads any ST-GCN encoder (C2VL's encoder.pt, a published ST-GCN 
 Every run writes metrics.json (with per-class accuracy), a confusion-matrix PNG per classifier and an embedding
 map of the test features coloured by class. `python evaluate.py --help` for the command line.
 
-What this file does not do: pretraining (train.py), data preparation (data.py), CLIP features of prompts
+What this file does not do: pretraining (train.py), data preparation (tools/gendata.py), CLIP features of prompts
 (prompts.py), augmentation of any kind (none of these protocols uses it).
 """
 from __future__ import annotations

@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from data import PARTS, read_label_pkl, sample_name, split_dir
 from distill import MODALITIES, pool_prompts  # P1, the same pooling training applies to "sample" caches
+from utils.config import add_arguments, from_args, setting
 from utils.distributed import resolve_device
 from utils.files import atomic_path, move_into_place, write_json
 from utils.frames import FrameSourceError, open_frame_source
@@ -85,7 +86,6 @@ def import_open_clip():
         for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
             del sys.modules[name]
     import open_clip
-
     return open_clip
 
 
@@ -498,89 +498,89 @@ def split_names(data_root: str | Path, dataset: str, split: str, part: str) -> l
     return read_label_pkl(split_dir(data_root, dataset, split) / f"{part}_label.pkl")[0]
 
 
-def add_split_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-root", default="datasets", help="root of the prepared datasets (data.py)")
-    p.add_argument("--dataset", required=True, help="ntu60, ntu120, pku1, pku2 or demo")
-    p.add_argument("--split", required=True, help="benchmark, e.g. xsub, xview, xset")
-    p.add_argument("--parts", "--part", nargs="+", default=list(PARTS), choices=PARTS)
+@dataclass
+class SplitConfig:
+    """The split parts a command works on (prompts.py import / encode, tools/generate_prompts.py)."""
+    data_root: str = setting("datasets", "root of the prepared datasets (data.py)")
+    dataset: str = setting(None, "ntu60, ntu120, pku1, pku2 or demo", kind=str, required=True)
+    split: str = setting(None, "benchmark, e.g. xsub, xview, xset", kind=str, required=True)
+    parts: tuple = setting(PARTS, "split parts", PARTS, nargs="+", aliases=("part",))
 
 
-def frame_opener(args) -> Callable[[str], object]:
+def frame_opener(config) -> Callable[[str], object]:
     """The frame sources of --frames; the demo renders its frames from its skeletons."""
-    if args.dataset == "demo":
+    if config.dataset == "demo":
         from demo.frames import demo_frame_source  # like load_clip: demo/ imports this file
-        return lambda key: demo_frame_source(args.data_root, key)
-    if not args.frames:
+        return lambda key: demo_frame_source(config.data_root, key)
+    if not config.frames:
         raise SystemExit("--frames is required: a folder with <sample>/ frame folders or <sample>_rgb.avi videos")
-    return lambda key: open_frame_source(args.frames, key)
+    return lambda key: open_frame_source(config.frames, key)
 
 
-def _pretrained_arg(value: str) -> str | None:
-    return None if value.lower() in ("none", "") else value
+@dataclass
+class ImportConfig(SplitConfig):
+    """match C2VL's released language prompts (zip or json) to a split"""
+    released: str = setting(None, "pkuv2_language.zip / ntu120_language.json ...", kind=str, positional=True)
+    allow_partial: bool = setting(False, "keep the matched subset when samples are missing")
+
+    def run(self) -> None:
+        for part in self.parts:
+            names = split_names(self.data_root, self.dataset, self.split, part)
+            prompts, report = import_released(self.released, names, self.allow_partial)
+            out = prompts_path(self.data_root, self.dataset, self.split, part, "language")
+            write_json(out, prompts, indent=4)
+            print(f"{self.dataset}/{self.split}/{part}: {report}\n  -> {out}")
 
 
-def _cmd_import(args) -> None:
-    for part in args.parts:
-        names = split_names(args.data_root, args.dataset, args.split, part)
-        prompts, report = import_released(args.released, names, args.allow_partial)
-        out = prompts_path(args.data_root, args.dataset, args.split, part, "language")
-        write_json(out, prompts, indent=4)
-        print(f"{args.dataset}/{args.split}/{part}: {report}\n  -> {out}")
+@dataclass
+class EncodeConfig(SplitConfig):
+    """encode prompts with the frozen CLIP into the feature caches training reads"""
+    modalities: tuple = setting(MODALITIES, "prompts to encode", MODALITIES, nargs="+", aliases=("modality",))
+    model: str = setting(DEFAULT_CLIP_MODEL, "open_clip architecture name", aliases=("clip_model",))
+    pretrained: str | None = setting(DEFAULT_CLIP_PRETRAINED, "open_clip tag or checkpoint path (none: random weights)",
+                                     kind=lambda s: None if s.lower() in ("none", "") else s)
+    clip_cache_dir: str | None = setting(None, "where open_clip stores downloaded weights", kind=str)
+    pooling: str = setting("mean", "mean over K (P1), or keep all K (train.py --pooling sample)", POOLINGS)
+    frames: str | None = setting(None, "frames / videos of the vision prompts (not for demo)", kind=str)
+    K: int = setting(K_FRAMES, "prompts per sample")
+    batch_size: int = setting(256, "images or texts per CLIP forward pass")
+    allow_partial: bool = setting(False, "encode the samples that have prompts")
+    device: str | None = setting(None, "cuda or cpu (default: cuda when available)", kind=str)
 
-
-def _cmd_encode(args) -> None:
-    clip = load_clip(args.model, args.pretrained, args.device or default_device(), args.clip_cache_dir)
-    for part in args.parts:
-        names = split_names(args.data_root, args.dataset, args.split, part)
-        for modality in args.modalities:
-            source = prompts_path(args.data_root, args.dataset, args.split, part, modality)
-            if not source.is_file():
-                raise SystemExit(f"{source} not found: run `python prompts.py import ...` (language) or "
-                                 "`python tools/generate_prompts.py ...` first")
-            out = cache_path(args.data_root, args.dataset, args.split, part, modality, args.model, args.pretrained,
-                             args.pooling)
-            kwargs = dict(K=args.K, pooling=args.pooling, batch_size=args.batch_size, reuse=sibling_caches(out))
-            read = read_language_prompts if modality == "language" else read_vision_prompts
-            prompts, report = match_prompts(read(source, args.K), names, args.allow_partial, str(source))
-            if modality == "language":
-                encode_language(prompts, out, clip, args.model, args.pretrained, **kwargs)
-            else:
-                encode_vision(prompts, out, frame_opener(args), clip, args.model, args.pretrained, **kwargs)
-            print(f"{part} {modality}: {report}\n  -> {out}")
+    def run(self) -> None:
+        clip = load_clip(self.model, self.pretrained, self.device or default_device(), self.clip_cache_dir)
+        for part in self.parts:
+            names = split_names(self.data_root, self.dataset, self.split, part)
+            for modality in self.modalities:
+                source = prompts_path(self.data_root, self.dataset, self.split, part, modality)
+                if not source.is_file():
+                    raise SystemExit(f"{source} not found: run `python prompts.py import ...` (language) or "
+                                     "`python tools/generate_prompts.py ...` first")
+                out = cache_path(self.data_root, self.dataset, self.split, part, modality, self.model, self.pretrained,
+                                 self.pooling)
+                kwargs = dict(K=self.K, pooling=self.pooling, batch_size=self.batch_size, reuse=sibling_caches(out))
+                read = read_language_prompts if modality == "language" else read_vision_prompts
+                prompts, report = match_prompts(read(source, self.K), names, self.allow_partial, str(source))
+                if modality == "language":
+                    encode_language(prompts, out, clip, self.model, self.pretrained, **kwargs)
+                else:
+                    encode_vision(prompts, out, frame_opener(self), clip, self.model, self.pretrained, **kwargs)
+                print(f"{part} {modality}: {report}\n  -> {out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python prompts.py", description="C2VL knowledge prompts: import, encode with a frozen CLIP.")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("import", help="match C2VL's released language prompts (zip or json) to a split")
-    p.add_argument("released", help="pkuv2_language.zip / ntu120_language.json ...")
-    add_split_args(p)
-    p.add_argument("--allow-partial", action="store_true", help="keep the matched subset when samples are missing")
-    p.set_defaults(run=_cmd_import)
-
-    p = sub.add_parser("encode", help="encode prompts with the frozen CLIP into the feature caches training reads")
-    add_split_args(p)
-    p.add_argument("--modalities", "--modality", nargs="+", default=list(MODALITIES), choices=MODALITIES)
-    p.add_argument("--model", "--clip-model", default=DEFAULT_CLIP_MODEL, help="open_clip architecture name")
-    p.add_argument("--pretrained", type=_pretrained_arg, default=DEFAULT_CLIP_PRETRAINED,
-                   help="open_clip pretrained tag or local checkpoint path ('none' = random weights)")
-    p.add_argument("--clip-cache-dir", default=None, help="where open_clip stores downloaded weights")
-    p.add_argument("--pooling", default="mean", choices=POOLINGS, help="mean over K (P1), or keep all K (train.py --pooling sample)")
-    p.add_argument("--frames", help="frames / videos of the vision prompts (not for demo)")
-    p.add_argument("--K", type=int, default=K_FRAMES)
-    p.add_argument("--batch-size", type=int, default=256, help="images or texts per CLIP forward pass")
-    p.add_argument("--allow-partial", action="store_true", help="encode the samples that have prompts")
-    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
-    p.set_defaults(run=_cmd_encode)
+    for name, cls in (("import", ImportConfig), ("encode", EncodeConfig)):
+        add_arguments(sub.add_parser(name, help=cls.__doc__), cls).set_defaults(config=cls)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        from_args(args.config, args).run()
     except (PromptError, FrameSourceError, WeightsUnavailableError, FileNotFoundError) as err:  # messages say what to do; no traceback
         raise SystemExit(f"error: {err}") from err
 

@@ -10,6 +10,7 @@ load with strict=True and numbers stay comparable (docs/conventions.md §4):
     STGCNBlock              graph conv -> temporal conv, with a residual
     STGCN                   the standard network (64/128/256) or the quarter-width one of self-supervised papers
     load_checkpoint         strict loading of the common checkpoint wrappers, with a readable key report
+    build_encoder           f from any ST-GCN checkpoint: train.py's, a published classifier, AimCLR's encoder_q
 
 The spatial graph convolution of a block (x: C_in channels per joint, A_k: K partitions of the adjacency):
 

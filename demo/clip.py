@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -26,6 +27,7 @@ from demo.frames import demo_frame_source  # noqa: E402
 from demo.world import prepare_demo  # noqa: E402
 from prompts import DEMO_CLIP_MODEL, Clip  # noqa: E402
 from tools.generate_prompts import make_vision_prompts, skeleton_color_xy  # noqa: E402
+from utils.config import add_arguments, from_args, setting  # noqa: E402
 from utils.files import write_json  # noqa: E402
 
 DEMO_CLIP_SEED = 0
@@ -76,14 +78,19 @@ def prepare_demo_prompts(data_root: str | Path = "datasets", device: str = "cpu"
                                   reuse=prompts.sibling_caches(out))
 
 
+@dataclass
+class DemoClipConfig:
+    """Every setting of `python demo/clip.py`; each field is a flag of the same name."""
+    data_root: str = setting("datasets", "where the demo dataset and its prompt caches are written")
+    device: str = setting("cpu", "device of the tiny CLIP")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python demo/clip.py", description="prepare the demo dataset and both of its caches (tiny random CLIP)")
-    parser.add_argument("--data-root", default="datasets")
-    parser.add_argument("--device", default="cpu")
-    return parser
+    return add_arguments(argparse.ArgumentParser(
+        prog="python demo/clip.py", description="prepare the demo dataset and both of its caches (tiny random CLIP)"),
+        DemoClipConfig)
 
 
 if __name__ == "__main__":
-    args = build_parser().parse_args()
-    prepare_demo_prompts(args.data_root, args.device)
+    config = from_args(DemoClipConfig, build_parser().parse_args())
+    prepare_demo_prompts(config.data_root, config.device)

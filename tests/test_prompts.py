@@ -18,8 +18,9 @@ from demo.clip import DEMO_CLIP_CONFIG
 from prompts import (DEMO_CLIP_MODEL, K_FRAMES, PromptError, WeightsUnavailableError,
                      crop_person, encode_language, encode_vision, load_clip, load_prompt_features,
                      read_language_prompts, sample_frame_indices, skeleton_box)
-from tools import generate_prompts
+from tools import gendata, generate_prompts
 from tools.generate_prompts import make_prompts, make_vision_prompts
+from utils.config import from_args
 from utils.frames import FolderFrameSource, open_frame_source
 
 FIXTURE = Path(__file__).parent / "fixtures" / "pkuv2_language_sample.json"
@@ -442,3 +443,24 @@ def test_cli_help_lists_every_subcommand():
         with pytest.raises(SystemExit) as exit_:
             module.build_parser().parse_args(["--help"])
         assert exit_.value.code == 0
+
+
+def test_cli_dashed_and_underscored_flags_parse_to_the_same_config():
+    def config(parser, cls, argv):
+        return from_args(cls, parser.parse_args(argv))
+
+    split = ["--dataset", "demo", "--split", "xsub"]
+    for command, cls in (("import", prompts.ImportConfig), ("encode", prompts.EncodeConfig)):
+        released = ["answers.zip"] if command == "import" else []
+        dashed = config(prompts.build_parser(), cls, [command, *released, *split, "--data-root", "r", "--allow-partial"])
+        underscored = config(prompts.build_parser(), cls,
+                             [command, *released, *split, "--data_root", "r", "--allow_partial"])
+        assert dashed == underscored and (dashed.data_root, dashed.allow_partial) == ("r", True)
+    # the older aliases users know, with list flags taking several values
+    aliased = config(prompts.build_parser(), prompts.EncodeConfig,
+                     ["encode", *split, "--part", "val", "--modality", "vision", "language", "--clip-model", "m"])
+    assert (aliased.parts, aliased.modalities, aliased.model) == (["val"], ["vision", "language"], "m")
+    convert = ["convert", "arrays", "--dataset", "ntu60"]
+    dashed = config(gendata.build_parser(), gendata.ConvertConfig, [*convert, "--data-root", "r", "--no-cache"])
+    underscored = config(gendata.build_parser(), gendata.ConvertConfig, [*convert, "--data_root", "r", "--no-cache"])
+    assert dashed == underscored and (dashed.data_root, dashed.cache, dashed.path) == ("r", False, "arrays")

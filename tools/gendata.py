@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import dataclass
 from typing import Iterable
 
 # Run as a script (python tools/gendata.py): the project's modules live in the repository root.
@@ -23,7 +24,71 @@ from data import DATASETS, NORMALIZATIONS, PARTS, load_split, make_command, read
 from demo.world import prepare_demo  # noqa: E402
 from tools.foreign_formats import FORMATS, convert_existing  # noqa: E402
 from tools.raw_skeletons import SkeletonFormatError, convert_ntu, convert_pku  # noqa: E402
+from utils.config import add_arguments, from_args, setting  # noqa: E402
 from utils.files import DataFormatError, DataNotFoundError, UnsafePickleError  # noqa: E402
+
+
+@dataclass
+class DataRootConfig:
+    """Where every command reads and writes the split folders."""
+    data_root: str = setting("datasets", "where <dataset>/<split>/ folders are written")
+
+
+@dataclass
+class CacheConfig(DataRootConfig):
+    """Commands that write splits, then build their training caches."""
+    frames: int = setting(50, "T of the training cache built afterwards")
+    normalization: str = setting("aimclr", "normalisation of the training cache built afterwards", NORMALIZATIONS)
+    cache: bool = setting(True, "build the training caches (--no-cache: write only the ST-GCN layout)")
+
+
+@dataclass
+class NtuConfig(CacheConfig):
+    """raw NTU .skeleton folders -> NTU-60 xsub/xview, NTU-120 xsub/xset"""
+    raw: tuple = setting(None, "folder(s) holding the .skeleton files", kind=str, nargs="+", required=True)
+    dataset: tuple = setting(("ntu60", "ntu120"), "datasets to write", ("ntu60", "ntu120"), nargs="+")
+    missing: str | None = setting(None, "missing-skeleton list (default: the NTU-120 list shipped in resources/)",
+                                  kind=str)
+    workers: int | None = setting(None, "parser processes (default: all cores)", kind=int)
+
+
+@dataclass
+class PkuConfig(CacheConfig):
+    """raw PKU-MMD skeleton + label + split files -> instance-level splits"""
+    phase: int = setting(None, "PKU-MMD phase", (1, 2), int, required=True)
+    skeletons: str = setting(None, "folder of <video>.txt skeleton files", kind=str, required=True)
+    labels: str = setting(None, "folder of <video>.txt label files", kind=str, required=True)
+    xsub: str | None = setting(None, "cross-subject split file", kind=str)
+    xview: str | None = setting(None, "cross-view split file", kind=str)
+    workers: int | None = setting(None, "parser processes (default: all cores)", kind=int)
+
+
+@dataclass
+class ConvertConfig(CacheConfig):
+    """import arrays made by ST-GCN/AimCLR, 2s-AGCN/CMD, AimCLR (50-frame), CTR-GCN or pyskl"""
+    path: str = setting(None, "file or folder to import", kind=str, positional=True)
+    dataset: str = setting(None, "dataset of the arrays", tuple(DATASETS), str, required=True)
+    split: str | None = setting(None, "benchmark split (inferred for CTR-GCN and pyskl files)", kind=str)
+    format: str | None = setting(None, "default: guessed from the file names", FORMATS, str)
+    labels: str | None = setting(None, "folder of {train,val}_label.pkl for 50-frame arrays", kind=str)
+    names: str | None = setting(None, "sample-name list for CTR-GCN .npz files", kind=str)
+    copy: bool = setting(False, "copy 300-frame arrays instead of symlinking them")
+
+
+@dataclass
+class DemoConfig(DataRootConfig):
+    """generate the built-in demo dataset (deterministic)"""
+    seed: int = setting(0, "seed of the demo world")
+    workers: int | None = setting(None, "parser processes (default: all cores)", kind=int)
+
+
+@dataclass
+class InfoConfig(DataRootConfig):
+    """list the prepared splits"""
+    dataset: tuple = setting(tuple(DATASETS), "datasets to list", tuple(DATASETS), nargs="+")
+
+
+COMMANDS = {"ntu": NtuConfig, "pku": PkuConfig, "convert": ConvertConfig, "demo": DemoConfig, "info": InfoConfig}
 
 
 def _build_caches(data_root, written: Iterable[str], frames: int, normalization: str) -> None:
@@ -50,7 +115,7 @@ def _info(data_root, datasets) -> None:
                       f"classes, labels {labels.min()}..{labels.max()}  [{', '.join(arrays)}]")
 
 
-def main(argv=None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python tools/gendata.py", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Skeleton data for C2VL: raw NTU RGB+D / PKU-MMD -> benchmark splits, import of arrays from "
@@ -66,77 +131,41 @@ def main(argv=None) -> None:
                "  python tools/gendata.py convert ntu60_3danno.pkl --dataset ntu60\n"
                "  python tools/gendata.py info")
     commands = parser.add_subparsers(dest="command", required=True)
+    for name, cls in COMMANDS.items():
+        add_arguments(commands.add_parser(name, help=cls.__doc__), cls)
+    return parser
 
-    def add_common(sub, cache=True, workers=True):
-        sub.add_argument("--data-root", default="datasets", help="where <dataset>/<split>/ folders are written")
-        if workers:
-            sub.add_argument("--workers", type=int, default=None, help="parser processes (default: all cores)")
-        if cache:
-            sub.add_argument("--frames", type=int, default=50, help="T of the training cache built afterwards")
-            sub.add_argument("--normalization", choices=NORMALIZATIONS, default="aimclr",
-                             help="normalisation of the training cache built afterwards")
-            sub.add_argument("--no-cache", action="store_true", help="write only the ST-GCN layout")
 
-    ntu = commands.add_parser("ntu", help="raw NTU .skeleton folders -> NTU-60 xsub/xview, NTU-120 xsub/xset")
-    ntu.add_argument("--raw", nargs="+", required=True, help="folder(s) holding the .skeleton files")
-    ntu.add_argument("--dataset", nargs="+", choices=("ntu60", "ntu120"), default=["ntu60", "ntu120"])
-    ntu.add_argument("--missing", default=None,
-                     help="missing-skeleton list (default: the NTU-120 list shipped in resources/)")
-    add_common(ntu)
-
-    pku = commands.add_parser("pku", help="raw PKU-MMD skeleton + label + split files -> instance-level splits")
-    pku.add_argument("--phase", type=int, choices=(1, 2), required=True)
-    pku.add_argument("--skeletons", required=True, help="folder of <video>.txt skeleton files")
-    pku.add_argument("--labels", required=True, help="folder of <video>.txt label files")
-    pku.add_argument("--xsub", default=None, help="cross-subject split file")
-    pku.add_argument("--xview", default=None, help="cross-view split file")
-    add_common(pku)
-
-    convert = commands.add_parser("convert", help="import arrays made by ST-GCN/AimCLR, 2s-AGCN/CMD, AimCLR "
-                                                  "(50-frame), CTR-GCN or pyskl")
-    convert.add_argument("path", help="file or folder to import")
-    convert.add_argument("--dataset", required=True, choices=tuple(DATASETS))
-    convert.add_argument("--split", default=None, help="benchmark split (inferred for CTR-GCN and pyskl files)")
-    convert.add_argument("--format", default=None, choices=FORMATS, help="default: guessed from the file names")
-    convert.add_argument("--labels", default=None, help="folder of {train,val}_label.pkl for 50-frame arrays")
-    convert.add_argument("--names", default=None, help="sample-name list for CTR-GCN .npz files")
-    convert.add_argument("--copy", action="store_true", help="copy 300-frame arrays instead of symlinking them")
-    add_common(convert, workers=False)
-
-    demo = commands.add_parser("demo", help="generate the built-in demo dataset (deterministic)")
-    demo.add_argument("--seed", type=int, default=0)
-    add_common(demo, cache=False)
-
-    info = commands.add_parser("info", help="list the prepared splits")
-    info.add_argument("--dataset", nargs="+", choices=tuple(DATASETS), default=list(DATASETS))
-    add_common(info, cache=False, workers=False)
-
+def main(argv=None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    config = from_args(COMMANDS[args.command], args)
     try:
         if args.command == "demo":
-            print(prepare_demo(args.data_root, args.seed, args.workers))
+            print(prepare_demo(config.data_root, config.seed, config.workers))
             return
         if args.command == "info":
-            _info(args.data_root, args.dataset)
+            _info(config.data_root, config.dataset)
             return
         if args.command == "ntu":
-            report = convert_ntu(args.raw, args.data_root, tuple(args.dataset), args.missing, args.workers)
+            report = convert_ntu(config.raw, config.data_root, tuple(config.dataset), config.missing, config.workers)
             written = report.written
             print(report.summary())
         elif args.command == "pku":
-            splits = {k: v for k, v in (("xsub", args.xsub), ("xview", args.xview)) if v}
+            splits = {k: v for k, v in (("xsub", config.xsub), ("xview", config.xview)) if v}
             if not splits:
                 parser.error("pku: give --xsub and/or --xview split files")
-            report = convert_pku(args.phase, args.skeletons, args.labels, splits, args.data_root, args.workers)
+            report = convert_pku(config.phase, config.skeletons, config.labels, splits, config.data_root,
+                                 config.workers)
             written = report.written
             print(report.summary())
         else:
-            targets = convert_existing(args.path, args.dataset, args.split, args.format, args.data_root,
-                                       args.labels, args.names, args.copy)
-            written = [f"{args.dataset}/{t.parent.name}/{t.name.split('_')[0]}" for t in targets]
+            targets = convert_existing(config.path, config.dataset, config.split, config.format, config.data_root,
+                                       config.labels, config.names, config.copy)
+            written = [f"{config.dataset}/{t.parent.name}/{t.name.split('_')[0]}" for t in targets]
             print("\n".join(f"  {t}" for t in targets))
-        if not args.no_cache:
-            _build_caches(args.data_root, written, args.frames, args.normalization)
+        if config.cache:
+            _build_caches(config.data_root, written, config.frames, config.normalization)
     except (DataNotFoundError, DataFormatError, SkeletonFormatError, UnsafePickleError) as error:
         sys.exit(f"error: {error}")
 

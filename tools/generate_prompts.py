@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -34,10 +35,11 @@ from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from data import sample_name  # noqa: E402
-from prompts import (K_FRAMES, PromptError, WeightsUnavailableError, add_split_args, default_device,  # noqa: E402
+from prompts import (K_FRAMES, PromptError, SplitConfig, WeightsUnavailableError, default_device,  # noqa: E402
                      frame_opener, import_open_clip, prompts_path, sample_frame_indices, skeleton_box,
                      skeleton_frame, split_names)
 from tools.raw_skeletons import read_skeleton  # noqa: E402
+from utils.config import add_arguments, from_args, setting  # noqa: E402
 from utils.files import write_json  # noqa: E402
 
 # Reconstruction: the paper's exact LLaVA question is not available; this wording is inferred from the released
@@ -193,44 +195,49 @@ def make_language_prompts(names, out_path, open_source: Callable[[str], object],
 # Command line
 # ---------------------------------------------------------------------------------------------------------------
 
-def generate(args) -> None:
-    device = args.device or default_device()
-    open_source = frame_opener(args)
-    detector = PersonDetector(args.detector, device) if args.detector else None
-    answerer = LlavaAnswerer(args.llava, device) if args.llava else None
-    for part in args.parts:
-        names = split_names(args.data_root, args.dataset, args.split, part)
-        out = prompts_path(args.data_root, args.dataset, args.split, part, "vision")
-        make_vision_prompts(names, out, open_source, lambda key: skeleton_color_xy(args.skeletons, key),
-                            args.K, detector, args.margin)
+@dataclass
+class GenerateConfig(SplitConfig):
+    """Every setting of `python tools/generate_prompts.py`; each field is a flag of the same name."""
+    frames: str | None = setting(None, "folder of <sample>/ frame folders or <sample>_rgb.avi videos (not for demo)",
+                                 kind=str)
+    skeletons: str | None = setting(None, "folder of raw <sample>.skeleton files: person boxes from colorX/colorY",
+                                    kind=str)
+    detector: str | None = setting(None, f"use Grounding DINO for person boxes (default model {DEFAULT_DETECTOR})",
+                                   kind=str, nargs="?", const=DEFAULT_DETECTOR)
+    llava: str | None = setting(None, f"also ask LLaVA for the language prompts (default model {DEFAULT_LLAVA})",
+                                kind=str, nargs="?", const=DEFAULT_LLAVA)
+    K: int = setting(K_FRAMES, "frames (and answers) per sample")
+    margin: float = setting(0.1, "box margin, fraction of the box's long side")
+    device: str | None = setting(None, "cuda or cpu (default: cuda when available)", kind=str)
+
+
+def generate(config: GenerateConfig) -> None:
+    device = config.device or default_device()
+    open_source = frame_opener(config)
+    detector = PersonDetector(config.detector, device) if config.detector else None
+    answerer = LlavaAnswerer(config.llava, device) if config.llava else None
+    for part in config.parts:
+        names = split_names(config.data_root, config.dataset, config.split, part)
+        out = prompts_path(config.data_root, config.dataset, config.split, part, "vision")
+        make_vision_prompts(names, out, open_source, lambda key: skeleton_color_xy(config.skeletons, key),
+                            config.K, detector, config.margin)
         print(f"{part}: vision prompts -> {out}")
         if answerer is not None:
-            out = prompts_path(args.data_root, args.dataset, args.split, part, "language")
-            make_language_prompts(names, out, open_source, answerer, args.K)
+            out = prompts_path(config.data_root, config.dataset, config.split, part, "language")
+            make_language_prompts(names, out, open_source, answerer, config.K)
             print(f"{part}: language prompts -> {out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    return add_arguments(argparse.ArgumentParser(
         prog="python tools/generate_prompts.py",
-        description="make vision prompts (frames + person boxes) and, with --llava, answers")
-    add_split_args(p)
-    p.add_argument("--frames", help="folder of <sample>/ frame folders or <sample>_rgb.avi videos (not for demo)")
-    p.add_argument("--skeletons", help="folder of raw <sample>.skeleton files: person boxes from colorX/colorY")
-    p.add_argument("--detector", nargs="?", const=DEFAULT_DETECTOR, default=None,
-                   help=f"use Grounding DINO for person boxes (default model {DEFAULT_DETECTOR})")
-    p.add_argument("--llava", nargs="?", const=DEFAULT_LLAVA, default=None,
-                   help=f"also ask LLaVA for the language prompts (default model {DEFAULT_LLAVA})")
-    p.add_argument("--K", type=int, default=K_FRAMES)
-    p.add_argument("--margin", type=float, default=0.1, help="box margin, fraction of the box's long side")
-    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
-    return p
+        description="make vision prompts (frames + person boxes) and, with --llava, answers"), GenerateConfig)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    config = from_args(GenerateConfig, build_parser().parse_args(argv))
     try:
-        generate(args)
+        generate(config)
     except (PromptError, WeightsUnavailableError, FileNotFoundError) as err:  # messages say what to do; no traceback
         raise SystemExit(f"error: {err}") from err
 

@@ -2,32 +2,47 @@
 
 A field's metadata carries its help text (and, where the value is one of a few words, its choices); every field
 becomes one flag of the same name, spelled both `--a_b` and `--a-b`; booleans get `--x/--no-x`. A reader follows
-a value from the command line to its use by searching for the field's name.
+a value from the command line to its use by searching for the field's name. The few flags that need more (a list
+of values, an older alias, a positional argument) say so in their `setting(...)`.
 """
 import argparse
 from dataclasses import field, fields
 
 
-def setting(default, help, choices=None, kind=None):
-    """A dataclass field with its help text; `kind` is the argparse type when the default is None."""
-    return field(default=default, metadata={"help": help, "choices": choices, "type": kind})
+def setting(default, help, choices=None, kind=None, *, aliases=(), nargs=None, const=None, required=False,
+            positional=False):
+    """A dataclass field with its help text; `kind` is the argparse type when the default is None. `aliases`: older
+    names the flag also answers to; `nargs`, `const`, `required` as in argparse (a list default is a tuple);
+    `positional`: an argument without `--`."""
+    return field(default=default, metadata={"help": help, "choices": choices, "type": kind, "aliases": aliases,
+                                            "nargs": nargs, "const": const, "required": required,
+                                            "positional": positional})
 
 
-def add_arguments(parser, cls, skip=()):
-    """One flag per field of the dataclass `cls` (same name, same default, help from the field)."""
+def add_arguments(parser, cls, skip=(), none_means=None):
+    """One flag per field of the dataclass `cls` (same name, same default, help from the field); `none_means` is
+    what a None default stands for in the help (e.g. "the preset"), else the field's help says it."""
     for f in fields(cls):
         if f.name in skip:
             continue
-        flags = sorted({f"--{f.name}", f"--{f.name.replace('_', '-')}"}, reverse=True)  # --a-b and --a_b alike
         meta = f.metadata
-        shown = "the preset" if f.default is None else f.default
-        help = f"{meta.get('help', '')} (default: {shown})"
+        many = meta.get("nargs") in ("+", "*")  # a list: the default tuple becomes the list argparse would give
+        default = list(f.default) if many and f.default is not None else f.default
+        kind = meta.get("type") or type(default[0] if many else default)
+        shown = none_means if f.default is None else " ".join(map(str, default)) if many else default
+        help = meta.get("help", "") + (f" (default: {shown})" if shown is not None else "")
+        if meta.get("positional"):
+            parser.add_argument(f.name, type=kind, help=help)
+            continue
+        names = (f.name, *meta.get("aliases", ()))
+        flags = list(dict.fromkeys(s for n in names for s in (f"--{n}", f"--{n.replace('_', '-')}")))  # --a_b, --a-b
         if isinstance(f.default, bool):
             parser.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default,
                                 help=help)
         else:
-            parser.add_argument(*flags, dest=f.name, type=meta.get("type") or type(f.default), default=f.default,
-                                choices=meta.get("choices"), help=help)
+            parser.add_argument(*flags, dest=f.name, type=kind, default=default, choices=meta.get("choices"),
+                                nargs=meta.get("nargs"), const=meta.get("const"), required=meta.get("required", False),
+                                help=help)
     return parser
 
 
@@ -40,6 +55,7 @@ def check_choices(config):
     """Raise ValueError naming the flag when a field with choices holds another value (None: left to a preset)."""
     for f in fields(config):
         allowed, value = f.metadata.get("choices"), getattr(config, f.name)
-        if allowed is not None and value not in allowed and not (value is None and f.default is None):
+        values = value if f.metadata.get("nargs") in ("+", "*") and value is not None else [value]  # a list flag
+        if allowed is not None and any(v not in allowed for v in values) and not (value is None and f.default is None):
             raise ValueError(f"--{f.name.replace('_', '-')} must be one of {tuple(allowed)}, "
                              f"got {getattr(config, f.name)!r}")
