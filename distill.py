@@ -33,11 +33,10 @@ from soft_targets import (
 )
 from utils.config import check_choices, setting
 from utils.distributed import gather_global_batch
-from utils.files import save_figure
 
 MODALITIES = ("vision", "language")
 SYMBOL = {"vision": "v", "language": "l"}  # the paper's subscripts
-MAX_LOG_LOGIT_SCALE = math.log(100.0)  # CLIP clamps the logit scale t at 100
+LOG_LOGIT_SCALE_RANGE = (0.0, math.log(100.0))  # s = log t in [0, log 100]: 1 <= t <= 100 (CLIP clamps t at 100)
 
 
 @dataclass
@@ -259,15 +258,23 @@ class C2VLLoss(nn.Module):
         self.config = config if config is not None else DistillConfig()  # None: the defaults
         self.modalities = resolve_modalities(modalities)
         self.dim = dim
-        # Reconstruction: one learnable temperature shared by both branches, CLIP's init log(1/0.07), clamp at 100.
+        # Reconstruction: one learnable temperature shared by both branches, CLIP's init log(1/0.07), kept in
+        # [1, 100] and trained by its own Adam (train.py); alternative: a fixed t (train.py --logit_scale_lr 0).
         self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / 0.07)))
         self.bank = TeacherBank(num_samples, dim, self.modalities)
         self.lambdas = {"vision": self.config.lambda_v, "language": self.config.lambda_l}
 
     @property
     def logit_scale(self):
-        """t = exp(s), s clamped at log 100 (so t <= 100)."""
-        return self.log_logit_scale.clamp(max=MAX_LOG_LOGIT_SCALE).exp()
+        """t = exp(s), s clamped to [0, log 100], so 1 <= t <= 100: at t -> 0 every logit is 0, the predictions are
+        uniform and no gradient reaches the encoder (a collapse SGD at lr 0.1 reaches within two epochs)."""
+        return self.log_logit_scale.clamp(*LOG_LOGIT_SCALE_RANGE).exp()
+
+    @torch.no_grad()
+    def clamp_logit_scale_(self):
+        """Keep the parameter s itself in range after an optimiser step (as CLIP does), so it never drifts into the
+        clamp's flat region where its gradient is zero."""
+        self.log_logit_scale.clamp_(*LOG_LOGIT_SCALE_RANGE)
 
     def _check(self, Z, P, index, epoch, epochs):
         for name, d in (("Z", Z), ("P", P)):
@@ -314,11 +321,16 @@ class C2VLLoss(nn.Module):
             loss, per_modality = c2vl_loss(batch.S, batch.T, self.lambdas)
         if self.training:
             self.bank.write(index, {m: Z[m].detach() for m in self.modalities})  # every rank: the global batch
+        own = torch.arange(index.shape[0], device=loss.device)
+        hits = [(batch.S[m][0].detach().argmax(dim=1) == own).float().mean() for m in self.modalities]  # s -> m
         values = torch.stack([loss.detach(), self.logit_scale.detach(), batch.has_teacher.float().mean()]
-                             + [per_modality[m].detach() for m in self.modalities]).tolist()
+                             + [per_modality[m].detach() for m in self.modalities] + hits).tolist()
         info = {"loss": values[0], "logit_scale": values[1], "teacher_fraction": values[2],
                 "alpha_e": batch.alpha_e, "global_batch": int(index.shape[0])}
-        info.update({f"loss_{m}": v for m, v in zip(self.modalities, values[3:])})
+        k = len(self.modalities)
+        info.update({f"loss_{m}": v for m, v in zip(self.modalities, values[3:3 + k])})
+        # In-batch retrieval: how often skeleton i's nearest prompt is its own (chance 1/N).
+        info.update({f"retrieval_{m}": v for m, v in zip(self.modalities, values[3 + k:])})
         return loss, info
 
     @torch.no_grad()
@@ -326,51 +338,3 @@ class C2VLLoss(nn.Module):
         """The BatchTargets of this (local) batch, without writing the bank: for plot_soft_targets."""
         batch, _, _ = self._batch(Z, P, index, epoch, epochs, global_batch=False)
         return batch
-
-
-def plot_soft_targets(batch, path, max_samples=32):
-    """Heat maps of one batch: Y_intra^m, Y_inter, the final target T and the student's softmax(S), for both
-    directions (s->m, m->s) of every modality; PNG at `path`. batch: BatchTargets (C2VLLoss.inspect_batch)."""
-    from matplotlib.figure import Figure
-
-    n = min(max_samples, batch.has_teacher.shape[0])
-    rows = [(m, d) for m in batch.T for d in (0, 1)]
-    fig = Figure(figsize=(15, 3.6 * len(rows)), layout="constrained")
-    axes = fig.subplots(len(rows), 4, squeeze=False)
-    for r, (m, d) in enumerate(rows):
-        v = SYMBOL[m]
-        pair = f"s→{v}" if d == 0 else f"{v}→s"
-        panels = [
-            (batch.Y_intra[m], f"M4  $Y_{{intra}}^{{{v}}}$"),
-            (batch.Y_inter[m][d], f"M9  $Y_{{inter}}^{{{pair}}}$ ({batch.inter})"),
-            (batch.T[m][d], f"M10  $T^{{{pair}}}$ (α_e = {batch.alpha_e:.3f})"),
-            (batch.S[m][d].softmax(dim=1), f"student σ(S) {pair} (M1)"),
-        ]
-        for c, (matrix, title) in enumerate(panels):
-            ax = axes[r, c]
-            image = ax.imshow(matrix[:n, :n].detach().float().cpu().numpy(), cmap="viridis", vmin=0.0)
-            ax.set_title(title, fontsize=10)
-            ax.set_xlabel("skeleton j" if d == 1 else "prompt j")
-            ax.set_ylabel("prompt i" if d == 1 else "skeleton i")
-            fig.colorbar(image, ax=ax, fraction=0.046)
-    teacher = float(batch.has_teacher.float().mean())
-    fig.suptitle(f"C2VL soft targets, first {n} samples of the batch (teacher rows: {teacher:.0%})")
-    return save_figure(fig, path)
-
-
-def plot_alpha_schedule(path, epochs, alpha_T=0.5, kind="linear"):
-    """alpha_e over the epochs e = 1 ... E (M6) as a PNG at `path`."""
-    from matplotlib.figure import Figure
-
-    e = list(range(1, epochs + 1))
-    alpha = [alpha_schedule(k, epochs, alpha_T, kind) for k in e]
-    fig = Figure(figsize=(5, 3.2), layout="constrained")
-    ax = fig.subplots()
-    ax.plot(e, alpha, marker="o" if epochs <= 50 else None, markersize=3)
-    ax.set_xlabel("epoch e")
-    ax.set_ylabel("α_e (weight of Y_inter)")
-    ax.set_ylim(0.0, max(1e-3, alpha_T) * 1.1)
-    formula = "α_T · e / E" if kind == "linear" else "α_T"
-    ax.set_title(f"α schedule ({kind}): α_e = {formula}, α_T = {alpha_T}, E = {epochs}", fontsize=9)
-    ax.grid(alpha=0.3)
-    return save_figure(fig, path)

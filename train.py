@@ -37,7 +37,8 @@ from distill import C2VLLoss, DistillConfig, ProjectionHead
 from skeleton_gcn import STGCN, CheckpointMismatchError
 from utils.config import add_arguments, check_choices, from_args, setting
 from utils.distributed import DEVICES, barrier, convert_global_batchnorm, resolve_device, setup_distributed
-from utils.files import save_figure, save_torch, write_json, write_text
+from utils.files import save_torch, write_json, write_text
+from utils.plots import plot_alpha_schedule, plot_curves, plot_soft_targets
 
 
 # Reconstruction: the paper's optimiser settings were not available to us; real datasets use the recipe of the
@@ -81,6 +82,9 @@ class TrainConfig:
     lr_schedule: str | None = setting(None, "per-epoch schedule", ("step", "cosine"), str)
     lr_steps: str | None = setting(None, "epochs after which lr is x0.1 (schedule 'step'), comma separated", kind=str)
     warmup_epochs: int = setting(0, "linear lr warm-up")
+    logit_scale_lr: float = setting(1e-4, "Adam learning rate of the logit scale s = log t, 1 <= t <= 100 (0: t fixed)")
+    collapse_patience: int = setting(3, "stop when the loss sits at chance (ln N) or t at 1 for this many epochs "
+                                     "after the first (0: never)")
     monitor_every: int | None = setting(None, "kNN monitor on the test split every n epochs (0: off)", kind=int)
     linear_epochs: int = setting(100, "linear evaluation epochs (docs/method.md §9: 100, lr x0.1 after 80)")
     seed: int = setting(0, "seed of the initialisation, the batch order and the linear evaluation")
@@ -104,7 +108,7 @@ def preset_table():
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, epilog=preset_table(),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser, TrainConfig)
+    add_arguments(parser, TrainConfig, none_means="the preset")
     add_arguments(parser.add_argument_group("C2VL loss (distill.py; docs/method.md §11)"), DistillConfig)
     args = parser.parse_args(argv)
     try:
@@ -166,6 +170,10 @@ class TrainSetupError(ValueError):
     """A run that cannot start as configured; the message says what to change."""
 
 
+class TrainingCollapsedError(TrainSetupError):
+    """The run stopped learning (collapse_message); the message gives the numbers and what to try."""
+
+
 class GlobalBatchSampler(torch.utils.data.Sampler):
     """The same global batches in any number of processes: epoch e shuffles the samples with seed (seed, e) and
     cuts them into global batches (the last partial one dropped); process r takes its slice of each batch."""
@@ -223,7 +231,7 @@ def missing_prompts_message(config, modalities, path=None):
             f"{config.clip_model} / {config.pretrained}{where}. Make them with:\n"
             f"  python prompts.py encode --dataset {config.dataset} --split {config.split} --parts train "
             f"--modalities {' '.join(modalities)} --model {config.clip_model} --pretrained {config.pretrained}"
-            f"{pooling}\n(released language prompts first go through `python prompts.py import ...`; see README.md)")
+            f"{pooling}\n(released language prompts first go through `python prompts.py import ...`; see docs/prompts.md)")
 
 
 def prompt_modalities(config):
@@ -236,6 +244,41 @@ def prompt_modalities(config):
     if not found:
         raise FileNotFoundError(missing_prompts_message(config, list(distill.MODALITIES)))
     return found
+
+
+def make_optimizers(config, model, loss_fn):
+    """The encoder and heads' optimiser (SGD with momentum 0.9 or AdamW, no weight decay on biases and BatchNorm)
+    with its per-epoch schedule, and the logit scale's own Adam."""
+    decay = [p for n, p in model.named_parameters() if p.dim() > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() <= 1]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    optimizer = (torch.optim.SGD(groups, lr=config.lr, momentum=0.9) if config.optimizer == "sgd"
+                 else torch.optim.AdamW(groups, lr=config.lr))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, make_lr_lambda(config))
+    # Reconstruction: the logit scale s = log t has its own Adam at a small rate, as CLIP trains it (in the SGD
+    # group at lr 0.1 it ran to t ~ 0 within two epochs and training died); alternative: --logit_scale_lr 0, fixed t.
+    loss_fn.log_logit_scale.requires_grad_(config.logit_scale_lr > 0)
+    scale_optimizer = torch.optim.Adam(loss_fn.parameters(), lr=config.logit_scale_lr, betas=(0.9, 0.98), eps=1e-6)
+    return optimizer, scale_optimizer, scheduler
+
+
+def collapse_message(history, config, modalities):
+    """Why the run is dead, or None: for collapse_patience epochs after the first, every modality's loss sat within
+    0.1 % of chance, ln N: the loss of uniform predictions over the global batch whatever the soft targets (a
+    learning run with soft targets can sit above ln N, so only "at" counts), or the logit scale sat at its floor 1."""
+    chance, patience = math.log(config.batch_size), config.collapse_patience
+    recent = [r for r in history if r["epoch"] > 1][-patience:] if patience else []
+    dead = [r for r in recent if r["logit_scale"] <= 1.001
+            or all(abs(r[f"loss_{m}"] - chance) <= 1e-3 * chance for m in modalities)]
+    if not recent or len(recent) < patience or len(dead) < patience:
+        return None
+    rows = "\n".join(f"  epoch {r['epoch']}: t = {r['logit_scale']:.4g}, "
+                     + ", ".join(f"loss_{m} = {r[f'loss_{m}']:.4f}" for m in modalities) for r in recent)
+    return (f"training has collapsed: for {patience} epochs the loss per modality stayed at chance "
+            f"(ln N = {chance:.4f}, N = {config.batch_size}) or the logit scale t sat at its floor 1:\n{rows}\n"
+            f"Nothing more will be learned. Try a smaller --lr (now {config.lr}), --optimizer adamw, a smaller "
+            f"--logit_scale_lr (now {config.logit_scale_lr}; 0 fixes t), and check that the prompt features are "
+            f"not all alike; --collapse_patience 0 turns this guard off.")
 
 
 def make_lr_lambda(config):
@@ -307,19 +350,15 @@ def pretrain(config, distill_config):
     loss_fn = C2VLLoss(distill_config, len(train_set), dim, modalities).to(device)
     if world > 1 and config.sync_bn:
         model = convert_global_batchnorm(model, device)
-    decay = [p for n, p in model.named_parameters() if p.dim() > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() <= 1] + list(loss_fn.parameters())
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    optimizer = (torch.optim.SGD(groups, lr=config.lr, momentum=0.9) if config.optimizer == "sgd"
-                 else torch.optim.AdamW(groups, lr=config.lr))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, make_lr_lambda(config))
+    optimizer, scale_optimizer, scheduler = make_optimizers(config, model, loss_fn)
 
     history, start_epoch, best = [], 1, -1.0
     if config.resume:
-        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         loss_fn.load_state_dict(state["loss_fn"])
         optimizer.load_state_dict(state["optimizer"])
+        scale_optimizer.load_state_dict(state["scale_optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
         history, start_epoch, best = state["history"], state["epoch"] + 1, state["best"]
@@ -356,8 +395,11 @@ def pretrain(config, distill_config):
                 Z = net(x)  # {m: (B, D)}
             loss, info = loss_fn(Z, P, index.to(device), epoch, config.epochs)
             optimizer.zero_grad(set_to_none=True)
+            scale_optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            scale_optimizer.step()
+            loss_fn.clamp_logit_scale_()
             for k, v in info.items():
                 sums[k] = sums.get(k, 0.0) + v
             steps += 1
@@ -373,12 +415,13 @@ def pretrain(config, distill_config):
             if rank == 0:
                 record["knn_top1"] = knn_monitor(config, model.encoder, device)
             barrier()
+        history.append(record)
         if rank == 0:
-            history.append(record)
             improved = record.get("knn_top1", -1.0) > best
             best = max(best, record.get("knn_top1", -1.0))
             state = {"epoch": epoch, "model": model.state_dict(), "loss_fn": loss_fn.state_dict(),
-                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                     "optimizer": optimizer.state_dict(), "scale_optimizer": scale_optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(),
                      "rng": torch.get_rng_state(), "history": history, "best": best}
             with open(out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
@@ -386,6 +429,8 @@ def pretrain(config, distill_config):
             if improved:
                 save_torch(state, out / "checkpoint_best.pt")
         barrier()
+        if message := collapse_message(history, config, modalities):
+            raise TrainingCollapsedError(f"{message}\nThe last checkpoint is in {out}.")
 
     if rank == 0:
         save_model(config, model, loss_fn, modalities, dim, out)
@@ -430,8 +475,8 @@ def plot_targets(config, model, loss_fn, train_set, features, modalities, device
         Z = model(x)
     P = {m: distill.pool_prompts(torch.from_numpy(np.array(features[m][:n]))).to(device) for m in modalities}
     batch = loss_fn.inspect_batch(Z, P, index, config.epochs, config.epochs)
-    distill.plot_soft_targets(batch, out / "soft_targets.png")
-    distill.plot_alpha_schedule(out / "alpha_schedule.png", config.epochs, loss_fn.config.alpha_T,
+    plot_soft_targets(batch, out / "soft_targets.png")
+    plot_alpha_schedule(out / "alpha_schedule.png", config.epochs, loss_fn.config.alpha_T,
                                 loss_fn.config.alpha_schedule)
 
 
@@ -460,31 +505,6 @@ def evaluate_run(config, model, modalities, out, device):
     evaluate.write_json(out / "metrics.json", metrics)
     plot_curves(out)
     return metrics
-
-
-def plot_curves(out):
-    """loss and accuracy over the epochs (metrics.jsonl) -> curves.png."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    metrics = json.loads((out / "metrics.json").read_text())
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    epochs = [h["epoch"] for h in history]
-    for key in [k for k in history[0] if k.startswith("loss")]:
-        ax_loss.plot(epochs, [h[key] for h in history], label=key)
-    ax_loss.set(xlabel="pretraining epoch", ylabel="C2VL loss (M12)", title="pretraining loss")
-    ax_loss.legend()
-    monitored = [(h["epoch"], h["knn_top1"]) for h in history if "knn_top1" in h]
-    if monitored:
-        ax_acc.plot(*zip(*monitored), "o-", label="kNN-20 top-1 during pretraining")
-    if metrics.get("linear_history"):
-        e, acc = zip(*metrics["linear_history"])
-        ax_acc.plot(e, acc, label="linear evaluation top-1 (by linear epoch)")
-    ax_acc.set(xlabel="epoch", ylabel="top-1 (%)", title="accuracy on the test split")
-    ax_acc.legend()
-    fig.tight_layout()
-    save_figure(fig, out / "curves.png", dpi=100)
 
 
 def summary_table(metrics):

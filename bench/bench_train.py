@@ -153,11 +153,10 @@ class Trainer:
         self.model = train.C2VLModel(cfg.size, cfg.dim, MODALITIES).to(device)
         self.loss_fn = C2VLLoss(DistillConfig(), cfg.bank_rows, cfg.dim, MODALITIES).to(device)
         model = self.model
-        decay = [p for n, p in model.named_parameters() if p.dim() > 1]
-        no_decay = [p for n, p in model.named_parameters() if p.dim() <= 1] + list(self.loss_fn.parameters())
-        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        self.optimizer = (torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9) if cfg.optimizer == "sgd"
-                          else torch.optim.AdamW(groups, lr=cfg.lr))
+        settings = train.fill_presets(train.TrainConfig(dataset="demo" if cfg.name == "demo" else "ntu60",
+                                                        optimizer=cfg.optimizer, lr=cfg.lr,
+                                                        weight_decay=cfg.weight_decay))
+        self.optimizer, self.scale_optimizer, _ = train.make_optimizers(settings, model, self.loss_fn)
         self.fill_bank(seed)
         self.sampler = train.GlobalBatchSampler(indices, cfg.batch, 0, 1, seed)
         self.sampler.epoch = EPOCH
@@ -203,11 +202,14 @@ class Trainer:
             sync(device)
             t.append(time.perf_counter())
         self.optimizer.zero_grad(set_to_none=True)
+        self.scale_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if timed:
             sync(device)
             t.append(time.perf_counter())
         self.optimizer.step()
+        self.scale_optimizer.step()
+        self.loss_fn.clamp_logit_scale_()
         if timed:
             sync(device)
             t.append(time.perf_counter())

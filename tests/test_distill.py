@@ -20,12 +20,11 @@ from distill import (
     alpha_schedule,
     c2vl_loss,
     modality_loss,
-    plot_alpha_schedule,
-    plot_soft_targets,
     pool_prompts,
     progressive_target,
 )
 from utils.config import add_arguments, from_args
+from utils.plots import plot_alpha_schedule, plot_soft_targets
 
 B, D, NUM = 6, 16, 20
 BOTH = ("vision", "language")
@@ -334,6 +333,29 @@ def test_logit_scale_starts_at_clip_value_and_is_clamped_at_100():
     loss, _ = loss_fn(*batch(64, requires_grad=True), torch.arange(B), 1, 2)
     loss.backward()
     assert float(loss_fn.log_logit_scale.grad) == 0.0  # clamped: no push further up
+
+
+def test_in_batch_retrieval_counts_skeletons_whose_nearest_prompt_is_their_own():
+    _, P = batch(70)
+    shifted = {m: P[m].roll(1, dims=0) for m in BOTH}  # sample i gets the prompt of sample i - 1
+    shifted["language"][:2] = P["language"][:2]  # ... except the first two language rows
+    _, info = C2VLLoss(DistillConfig(), NUM, D)(shifted, P, torch.arange(B), 1, 2)
+    assert info["retrieval_vision"] == 0.0 and info["retrieval_language"] == pytest.approx(2 / B)
+    _, info = C2VLLoss(DistillConfig(), NUM, D)(P, P, torch.arange(B), 1, 2)
+    assert info["retrieval_vision"] == info["retrieval_language"] == 1.0
+
+
+def test_logit_scale_has_a_floor_of_1_so_training_cannot_die_at_t_0():
+    loss_fn = C2VLLoss(DistillConfig(), NUM, D)
+    with torch.no_grad():
+        loss_fn.log_logit_scale.fill_(-8.0)  # where SGD at lr 0.1 drove s within two epochs (t = 0.0003)
+    assert loss_fn.logit_scale.item() == pytest.approx(1.0)
+    loss_fn.clamp_logit_scale_()
+    assert loss_fn.log_logit_scale.item() == 0.0  # the parameter itself back in range: its gradient lives again
+    with torch.no_grad():
+        loss_fn.log_logit_scale.fill_(7.0)
+    loss_fn.clamp_logit_scale_()
+    assert loss_fn.log_logit_scale.item() == pytest.approx(math.log(100.0))
 
 
 @pytest.mark.parametrize("modality", ["language", "vision"])

@@ -1,5 +1,6 @@
 """train.py end to end on a tiny split: outputs, exact resume after SIGKILL, 2 processes = 1 process, messages."""
 import json
+import math
 import os
 import signal
 import socket
@@ -215,6 +216,77 @@ def test_missing_prompt_cache_names_the_command_that_makes_it(tiny_root, tmp_pat
     command = str(error.value).splitlines()[1].split()[2:]  # the command it names parses as prompts.py's
     args = prompts.build_parser().parse_args(command)
     assert (args.parts, args.modalities, args.model) == (["train"], ["language"], prompts.DEMO_CLIP_MODEL)
+
+
+def learnable_problem(n=16, d=8, seed=0):
+    """n samples whose prompt features P are a fixed linear image of their inputs: there is something to learn."""
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, 12, generator=g)
+    P = {m: torch.nn.functional.normalize(X @ torch.randn(12, d, generator=g), dim=1) for m in ("vision", "language")}
+    return X, P
+
+
+def test_real_preset_optimiser_keeps_t_in_range_and_lowers_the_loss():
+    config, distill_config = train.parse_args(["--dataset", "ntu60", "--batch-size", "16"])
+    assert (config.optimizer, config.lr, config.lr_schedule) == ("sgd", 0.1, "step")  # the real preset
+    X, P = learnable_problem()
+    torch.manual_seed(0)
+    model = torch.nn.ModuleDict({m: torch.nn.Sequential(torch.nn.Linear(12, 32), torch.nn.ReLU(), torch.nn.Linear(32, 8))
+                                 for m in ("vision", "language")})
+    loss_fn = train.C2VLLoss(distill_config, len(X), 8)
+    optimizer, scale_optimizer, _ = train.make_optimizers(config, model, loss_fn)
+    index, losses, scales = torch.arange(len(X)), [], []
+    for step in range(60):  # within epoch 1, so that the targets stay the same and losses compare
+        loss, info = loss_fn({m: model[m](X) for m in P}, P, index, 1, 3)
+        optimizer.zero_grad()
+        scale_optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scale_optimizer.step()
+        loss_fn.clamp_logit_scale_()
+        losses.append(loss.item())
+        scales.append(info["logit_scale"])
+    chance = 2 * math.log(len(X))  # ln N per modality, two modalities
+    assert 10.0 < min(scales) and max(scales) <= 100.0, scales  # before the fix: t = 0.0003 after two epochs
+    assert losses[-1] < 0.1 * chance < losses[0], (losses[0], losses[-1], chance)
+    with torch.no_grad():
+        S = torch.nn.functional.normalize(model["language"](X), dim=1) @ P["language"].T  # (N, N)
+    assert (S.argmax(dim=1) == index).float().mean() >= 0.9  # in-batch retrieval; chance 1/16
+
+
+def test_collapse_guard_fires_on_a_collapsed_history_and_stays_quiet_on_a_learning_one():
+    config, _ = train.parse_args(["--dataset", "demo", "--batch-size", "64"])
+    chance = math.log(64)
+    # The real preset's optimiser on the demo before the fix: t -> 0, every loss exactly at chance.
+    dead = [dict(epoch=1, logit_scale=4.14, loss_vision=4.78, loss_language=4.77)] + [
+        dict(epoch=e, logit_scale=t, loss_vision=chance, loss_language=chance + 1e-5)
+        for e, t in ((2, 0.0068), (3, 0.0004), (4, 0.0004))]
+    message = train.collapse_message(dead, config, ("vision", "language"))
+    assert "training has collapsed" in message and "t = 0.0004" in message and "--lr" in message
+    pinned = [dict(r, logit_scale=1.0, loss_vision=4.0, loss_language=4.0) for r in dead]  # t at its floor
+    assert "training has collapsed" in train.collapse_message(pinned, config, ("vision", "language"))
+    # The demo as it learns: vision at chance (random CLIP), language below it -> quiet.
+    learning = [dict(epoch=e, logit_scale=14.2, loss_vision=4.167, loss_language=4.077 - 0.01 * e) for e in range(1, 11)]
+    assert train.collapse_message(learning, config, ("vision", "language")) is None
+    above = [dict(r, loss_vision=4.3, loss_language=4.25) for r in learning]  # soft targets: above ln N, learning
+    assert train.collapse_message(above, config, ("vision", "language")) is None
+    assert train.collapse_message(dead[:3], config, ("vision", "language")) is None  # too few epochs yet
+    config.collapse_patience = 0
+    assert train.collapse_message(dead, config, ("vision", "language")) is None
+
+
+def test_a_run_forced_to_collapse_stops_with_the_numbers(tiny_root, tmp_path):
+    # Frozen encoder (lr 0) and a logit scale free to run to its floor: nothing can be learned.
+    result = run_train(["--data-root", str(tiny_root), "--out", str(tmp_path / "dead"), *TINY, "--epochs", "6",
+                        "--lr", "0", "--logit_scale_lr", "1", "--monitor-every", "0"])
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "training has collapsed" in result.stderr and ": t = 1," in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert len((tmp_path / "dead" / "metrics.jsonl").read_text().splitlines()) < 6  # stopped before the last epoch
+
+
+def test_normal_runs_do_not_trip_the_collapse_guard(full_run):
+    assert "collapsed" not in full_run[1].stderr
 
 
 def test_bad_flags_are_explained():
