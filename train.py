@@ -133,6 +133,9 @@ def fill_presets(config):
     for name in ("epochs", "batch_size", "frames", "linear_epochs"):
         if getattr(config, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(config, name)}")
+    if config.clip_model == prompts.DEMO_CLIP_MODEL and config.pretrained.lower() != "none":
+        raise ValueError(f"--pretrained {config.pretrained}: the demo's CLIP {prompts.DEMO_CLIP_MODEL} has random "
+                         f"weights only; leave --pretrained unset (none), or give --clip-model with its weights")
     if config.dataset == "demo":
         config.baseline = True
     return config
@@ -241,8 +244,10 @@ def prompt_modalities(config):
     if config.modalities == "both":
         return distill.MODALITIES
     found = tuple(m for m in distill.MODALITIES if prompt_cache_path(config, m).is_file())
-    if not found:
-        raise FileNotFoundError(missing_prompts_message(config, list(distill.MODALITIES)))
+    if not found:  # propose encoding the modalities whose prompt files exist (released prompts: language only)
+        have = [m for m in distill.MODALITIES
+                if prompts.prompts_path(config.data_root, config.dataset, config.split, "train", m).is_file()]
+        raise FileNotFoundError(missing_prompts_message(config, have or list(distill.MODALITIES)))
     return found
 
 
@@ -317,8 +322,12 @@ def run_folder(config):
 def resumed_settings(config):
     """--resume: the run's own saved settings (train and loss); only --device and --workers come from the command."""
     out = Path(config.resume)
-    if not (out / "checkpoint_last.pt").is_file() or not (out / "config.json").is_file():
-        raise FileNotFoundError(f"--resume {out}: no checkpoint_last.pt and config.json there to continue from")
+    missing = [name for name in ("config.json", "checkpoint_last.pt") if not (out / name).is_file()]
+    if missing:
+        why = ("no run folder there" if not out.is_dir() else f"it has no {' and no '.join(missing)}"
+               + (" (the run stopped before its first epoch ended: start it again)" if missing == ["checkpoint_last.pt"]
+                  else ""))
+        raise FileNotFoundError(f"--resume {out}: nothing to continue from, {why}")
     saved = json.loads((out / "config.json").read_text())
     resumed = TrainConfig(**{**saved["train"], "resume": str(out), "out": str(out), "device": config.device,
                              "workers": config.workers})
@@ -530,7 +539,10 @@ def main(argv=None):
             print(summary_table(metrics))
             print(f"outputs in {out}: metrics.json, metrics.jsonl, encoder.pt, heads.pt, checkpoints, *.png")
     except KeyboardInterrupt:
-        print(f"\ninterrupted: continue with  python train.py --resume {run_folder(config)}", file=sys.stderr)
+        out = Path(config.out) if config.out else None
+        saved = out is not None and (out / "checkpoint_last.pt").is_file()
+        print(f"\ninterrupted: continue with  python train.py --resume {out}" if saved else
+              "\ninterrupted before the first epoch ended: no checkpoint to continue from", file=sys.stderr)
         sys.exit(130)
     except (FileNotFoundError, TrainSetupError, data.DataFormatError, prompts.PromptError,
             prompts.WeightsUnavailableError, CheckpointMismatchError) as error:

@@ -218,6 +218,47 @@ def test_missing_prompt_cache_names_the_command_that_makes_it(tiny_root, tmp_pat
     assert (args.parts, args.modalities, args.model) == (["train"], ["language"], prompts.DEMO_CLIP_MODEL)
 
 
+def test_with_only_language_prompts_the_message_encodes_language_only(tiny_root, tmp_path):
+    folder = data.split_dir(tmp_path, "demo", "xview")
+    folder.mkdir(parents=True)
+    for name in ("train_data.npy", "train_label.pkl"):
+        (folder / name).symlink_to(data.split_dir(tiny_root, "demo", "xsub") / name)
+    language = prompts.prompts_path(tmp_path, "demo", "xview", "train", "language")
+    language.parent.mkdir(parents=True)
+    language.write_text("{}")  # released prompts imported: language only, not encoded yet
+    config, _ = train.parse_args(["--data-root", str(tmp_path), "--split", "xview"])
+    with pytest.raises(FileNotFoundError) as error:
+        train.prompt_modalities(config)
+    assert "--modalities language --model" in str(error.value) and "vision" not in str(error.value)
+
+
+def test_resume_of_a_folder_without_checkpoint_says_what_is_missing(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    for folder, message in ((tmp_path / "run", "it has no checkpoint_last.pt (the run stopped before its first "
+                                               "epoch ended: start it again)"),
+                            (tmp_path / "nowhere", "no run folder there")):
+        result = run_train(["--resume", str(folder)])
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("saved", [False, True])
+def test_ctrl_c_names_a_resume_command_only_when_there_is_a_checkpoint(tmp_path, monkeypatch, capsys, saved):
+    def interrupted(config, distill_config):
+        config.out = str(tmp_path)
+        raise KeyboardInterrupt
+
+    if saved:
+        (tmp_path / "checkpoint_last.pt").write_bytes(b"")
+    monkeypatch.setattr(train, "pretrain", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--dataset", "ntu60"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 130
+    assert (f"python train.py --resume {tmp_path}" in err) == saved
+    assert ("no checkpoint to continue from" in err) == (not saved)
+
+
 def learnable_problem(n=16, d=8, seed=0):
     """n samples whose prompt features P are a fixed linear image of their inputs: there is something to learn."""
     g = torch.Generator().manual_seed(seed)
@@ -294,10 +335,17 @@ def test_bad_flags_are_explained():
                           (["--dataset", "ntu60", "--split", "xset"], "--split for ntu60 must be one of"),
                           (["--size", "huge"], "argument --size: invalid choice: 'huge'"),
                           (["--device", "tpu"], "--device must be auto | cpu | cuda | cuda:N, got 'tpu'"),
+                          (["--pretrained", "openai"], "the demo's CLIP c2vl-demo-tiny has random weights only"),
                           (["--inter", "sideways"], "invalid choice"),
                           (["--epochs", "0"], "--epochs must be >= 1")):
         result = run_train(args)
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr[-500:])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
+def test_device_cuda_without_cuda_is_explained():
+    result = run_train(["--device", "cuda"])
+    assert result.returncode == 2 and "no CUDA device (use --device cpu)" in result.stderr, result.stderr[-500:]
 
 
 def test_presets_fill_only_what_the_user_left_empty():
