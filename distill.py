@@ -148,12 +148,13 @@ def batch_targets(P, Zt, has_teacher, t_hat, alpha_e, config):
     return inter, Y_intra, Y_inter, T
 
 
-def pool_prompts(features, pooling="mean", generator=None):
+def pool_prompts(features, pooling="mean", generator=None, global_batch=None, offset=0):
     """Prompt features of a batch -> (B, D) unit rows.
 
     features: (B, D) already pooled (cache with mean pooling), or (B, K, D) one per prompt frame.
     pooling "mean": normalize(mean_k normalize(f_k)) (docs/method.md §1 [C]); "sample": one frame k drawn per sample and
-    per call (call it once per training step).
+    per call (call it once per training step). Under torchrun the draw is made for the whole global batch and this
+    process's rows offset .. offset + B are taken, so K processes draw what one process would.
     """
     features = features.float()
     if features.dim() == 2:
@@ -166,7 +167,8 @@ def pool_prompts(features, pooling="mean", generator=None):
         return F.normalize(features.mean(dim=1), dim=-1)
     if pooling == "sample":
         B, K, _ = features.shape
-        k = torch.randint(K, (B,), generator=generator).to(features.device)  # (B,) one prompt frame per sample
+        k = torch.randint(K, (global_batch or B,), generator=generator)[offset:offset + B]  # (B,) one frame each
+        k = k.to(features.device)
         return features[torch.arange(B, device=features.device), k]
     raise ValueError(f"prompt pooling must be 'mean' or 'sample', got {pooling!r}")
 

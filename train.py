@@ -398,8 +398,9 @@ def pretrain(config, distill_config):
         sums, steps, seen, started = {}, 0, 0, time.perf_counter()
         for x, _, index in tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=rank != 0):
             x = x.to(device, non_blocking=True)  # (B, 3, T, 25, 2)
-            P = {m: distill.pool_prompts(torch.from_numpy(features[m][index.numpy()]), config.pooling,
-                                         generator).to(device) for m in modalities}  # {m: (B, D)}
+            P = {m: distill.pool_prompts(torch.from_numpy(features[m][index.numpy()]), config.pooling, generator,
+                                         config.batch_size, rank * len(index)).to(device)
+                 for m in modalities}  # {m: (B, D)}, "sample" drawn for the global batch
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 Z = net(x)  # {m: (B, D)}
             loss, info = loss_fn(Z, P, index.to(device), epoch, config.epochs)

@@ -43,14 +43,17 @@ def write_tiny_demo_split(root, n_train=24, n_val=12, seed=0):
     clip = prompts.load_clip(prompts.DEMO_CLIP_MODEL, None)
     train_names = [data.sample_name(n) for n in prompts.split_names(root, "demo", "xsub", "train")]
     answers = {name: [f"the person is doing action {data.parse_ntu_name(name).action}"] * 16 for name in train_names}
-    prompts.encode_language(answers, prompts.cache_path(root, "demo", "xsub", "train", "language",
-                                                        prompts.DEMO_CLIP_MODEL, None),
-                            clip, prompts.DEMO_CLIP_MODEL, None)
+    for k, name in enumerate(train_names):  # two answers per sample, so that drawing one of the K matters
+        answers[name][k % 2] = f"a person moves, sample {k}"
     pixels = {name: torch.rand(16, 3, clip.image_size, clip.image_size, generator=torch.Generator().manual_seed(i))
               for i, name in enumerate(train_names)}
-    prompts.encode_cache(prompts.cache_path(root, "demo", "xsub", "train", "vision", prompts.DEMO_CLIP_MODEL, None),
-                         train_names, lambda key: list(pixels[key]), "vision", clip, prompts.DEMO_CLIP_MODEL, None,
-                         train_names)
+    for pooling in ("mean", "sample"):  # P1 caches, and the all-K caches of --pooling sample
+        prompts.encode_language(answers, prompts.cache_path(root, "demo", "xsub", "train", "language",
+                                                            prompts.DEMO_CLIP_MODEL, None, pooling),
+                                clip, prompts.DEMO_CLIP_MODEL, None, pooling=pooling)
+        prompts.encode_cache(prompts.cache_path(root, "demo", "xsub", "train", "vision", prompts.DEMO_CLIP_MODEL,
+                                                None, pooling), train_names, lambda key: list(pixels[key]), "vision",
+                             clip, prompts.DEMO_CLIP_MODEL, None, train_names, pooling=pooling)
     return root
 
 
@@ -157,14 +160,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def _pretrain_process(rank, world, port, root, out):
+def _pretrain_process(rank, world, port, root, out, pooling):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     config, distill_config = train.parse_args(["--data-root", root, "--out", out, "--size", "quarter",
                                                "--frames", "16", "--batch-size", "8", "--epochs", "1",
                                                "--max-steps", "1", "--optimizer", "sgd", "--monitor-every", "0",
-                                               "--lr", "0.1", "--device", "cpu"])
+                                               "--lr", "0.1", "--device", "cpu", "--pooling", pooling])
     try:
         train.pretrain(config, distill_config)
     finally:
@@ -172,16 +175,17 @@ def _pretrain_process(rank, world, port, root, out):
             torch.distributed.destroy_process_group()
 
 
-def test_two_gloo_processes_train_like_one_process_on_the_global_batch(tiny_root, tmp_path):
+@pytest.mark.parametrize("pooling", ["mean", "sample"])
+def test_two_gloo_processes_train_like_one_process_on_the_global_batch(tiny_root, tmp_path, pooling):
     """One optimiser step on a global batch of 8: 2 processes x 4 samples (DDP, the loss over the global batch,
     BatchNorm over the global batch) give the weights of 1 process x 8 samples. One step, because ST-GCN's small
     BatchNorm variances amplify float rounding over further steps (and SGD, because Adam would turn the rounding
     of the zero gradients of biases before BatchNorm into steps of +-lr)."""
     one, two = tmp_path / "one", tmp_path / "two"
-    torch.multiprocessing.spawn(_pretrain_process, args=(1, free_port(), str(tiny_root), str(one)), nprocs=1)
-    torch.multiprocessing.spawn(_pretrain_process, args=(2, free_port(), str(tiny_root), str(two)), nprocs=2)
-    state_one = torch.load(one / "checkpoint_last.pt", weights_only=False)
-    state_two = torch.load(two / "checkpoint_last.pt", weights_only=False)
+    torch.multiprocessing.spawn(_pretrain_process, args=(1, free_port(), str(tiny_root), str(one), pooling), nprocs=1)
+    torch.multiprocessing.spawn(_pretrain_process, args=(2, free_port(), str(tiny_root), str(two), pooling), nprocs=2)
+    state_one = torch.load(one / "checkpoint_last.pt", weights_only=True)
+    state_two = torch.load(two / "checkpoint_last.pt", weights_only=True)
     torch.manual_seed(0)
     initial = train.C2VLModel("quarter", state_one["model"]["heads.language.net.3.weight"].shape[0],
                               ("vision", "language")).state_dict()
