@@ -36,6 +36,7 @@ import prompts
 from distill import C2VLLoss, DistillConfig, ProjectionHead
 from skeleton_gcn import STGCN, CheckpointMismatchError
 from utils.config import add_arguments, check_choices, from_args, setting
+from utils.batches import GlobalBatchSampler, TrainSetupError, make_batches
 from utils.distributed import DEVICES, barrier, convert_global_batchnorm, resolve_device, setup_distributed
 from utils.files import save_torch, write_json, write_text
 from utils.plots import plot_alpha_schedule, plot_curves, plot_soft_targets
@@ -90,6 +91,9 @@ class TrainConfig:
     seed: int = setting(0, "seed of the initialisation, the batch order and the linear evaluation")
     device: str = setting("auto", f"{DEVICES} (auto: cuda when available)")
     workers: int = setting(-1, "DataLoader workers per process (-1: 0 on CPU, 4 on GPU)")
+    input: str = setting("auto", "batches from the split kept on the device, one index per batch (resident), or "
+                         "from a DataLoader (loader); auto: resident on a GPU when it fits in a quarter of its memory",
+                         ("auto", "resident", "loader"))
     amp: str = setting("auto", "bf16 autocast (auto: on for CUDA)", ("auto", "on", "off"))
     compile: bool = setting(False, "torch.compile the encoder and heads")
     sync_bn: bool = setting(True, "under torchrun, BatchNorm statistics over the global batch (as in one process)")
@@ -169,38 +173,8 @@ class C2VLModel(nn.Module):
         return {m: head(feature) for m, head in self.heads.items()}  # {m: (B, D)}
 
 
-class TrainSetupError(ValueError):
-    """A run that cannot start as configured; the message says what to change."""
-
-
 class TrainingCollapsedError(TrainSetupError):
     """The run stopped learning (collapse_message); the message gives the numbers and what to try."""
-
-
-class GlobalBatchSampler(torch.utils.data.Sampler):
-    """The same global batches in any number of processes: epoch e shuffles the samples with seed (seed, e) and
-    cuts them into global batches (the last partial one dropped); process r takes its slice of each batch."""
-
-    def __init__(self, indices, global_batch, rank, world, seed):
-        if global_batch % world:
-            raise TrainSetupError(f"--batch-size {global_batch} must be divisible by the number of processes {world}")
-        if len(indices) < global_batch:
-            raise TrainSetupError(f"the training split has {len(indices)} samples with prompts, fewer than one batch "
-                             f"({global_batch}): lower --batch-size")
-        self.indices, self.global_batch, self.seed = list(indices), global_batch, seed
-        self.rank, self.world = rank, world
-        self.epoch = 1
-
-    def __len__(self):
-        return len(self.indices) // self.global_batch
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(len(self.indices), generator=generator).tolist()
-        local = self.global_batch // self.world
-        for b in range(len(self)):
-            batch = order[b * self.global_batch:(b + 1) * self.global_batch]
-            yield [self.indices[i] for i in batch[self.rank * local:(self.rank + 1) * local]]
 
 
 def prompt_cache_path(config, modality):
@@ -383,10 +357,8 @@ def pretrain(config, distill_config):
         net = torch.compile(net)
     if world > 1:
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-    workers = config.workers if config.workers >= 0 else (4 if device.type == "cuda" else 0)
     sampler = GlobalBatchSampler(indices, config.batch_size, rank, world, config.seed)
-    loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, num_workers=workers,
-                                         pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+    batches = make_batches(config, train_set, features, modalities, sampler, device)
     amp = config.amp == "on" or (config.amp == "auto" and device.type == "cuda")
 
     for epoch in tqdm(range(start_epoch, config.epochs + 1), desc="pretrain", unit="epoch", disable=rank != 0,
@@ -396,10 +368,9 @@ def pretrain(config, distill_config):
         model.train()
         loss_fn.train()
         sums, steps, seen, started = {}, 0, 0, time.perf_counter()
-        for x, _, index in tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=rank != 0):
-            x = x.to(device, non_blocking=True)  # (B, 3, T, 25, 2)
-            P = {m: distill.pool_prompts(torch.from_numpy(features[m][index.numpy()]), config.pooling, generator,
-                                         config.batch_size, rank * len(index)).to(device)
+        for x, prompt_rows, index in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=rank != 0):
+            P = {m: distill.pool_prompts(prompt_rows[m], config.pooling, generator, config.batch_size,
+                                         rank * len(index)).to(device)
                  for m in modalities}  # {m: (B, D)}, "sample" drawn for the global batch
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 Z = net(x)  # {m: (B, D)}

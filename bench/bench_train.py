@@ -1,7 +1,8 @@
 """C2VL pretraining throughput (samples/s of full training steps) and where the step time goes.
 
-One step is exactly train.py's: a batch from the DataLoader (GlobalBatchSampler over a memory-mapped
-data.SkeletonDataset), the prompt features looked up by dataset index in the memory-mapped float16 caches and
+One step is exactly train.py's: a batch from either input path of train.py (--input loader: a DataLoader with the
+GlobalBatchSampler over a memory-mapped data.SkeletonDataset; --input resident: the split and prompt features held
+on the device, one index per batch; both measured in the same run, with their ratio), the prompt features looked up by dataset index in the memory-mapped float16 caches and
 pooled (distill.pool_prompts), C2VLModel forward (ST-GCN encoder + projection heads, bf16 autocast with --amp),
 C2VLLoss over the batch in epoch 2 (teacher bank filled: every target path, the bank read and write), backward,
 optimizer step (the preset's: AdamW for the demo, SGD + momentum for the real recipe). Both prompt modalities.
@@ -33,8 +34,13 @@ Configurations:
     python bench/bench_train.py --device cuda                    # GPU: fp32 and bf16 rows, batch 128
     python bench/bench_train.py --device cuda --amp on --frames 64 --steps 50
     python bench/bench_train.py --configs ntu60-sized --batch 8 --frames 50   # quicker CPU check
+    python bench/bench_train.py --device cuda --configs ntu60-sized,ntu120-sized --frames 50 --amp on
+
+The last column projects the real recipe's wall time at that speed: 300 epochs over the training split plus one
+forward pass over train and test for the linear evaluation (ntu120-sized: 63,026 / 50,919 samples).
 """
 import argparse
+from types import SimpleNamespace
 import shutil
 import sys
 import tempfile
@@ -50,13 +56,16 @@ sys.path.insert(0, str(ROOT))
 import data  # noqa: E402
 import distill  # noqa: E402
 import prompts  # noqa: E402
+from utils.batches import GlobalBatchSampler, make_batches  # noqa: E402
 import train  # noqa: E402
 from demo.clip import DEMO_CLIP_CONFIG  # noqa: E402
 from distill import C2VLLoss, DistillConfig  # noqa: E402
 
 MODALITIES = distill.MODALITIES  # both prompt modalities, as train.py's --modalities auto with both caches
-NTU60_XSUB_TRAIN = 40_091
+NTU60_XSUB_TRAIN, NTU60_XSUB_TEST = 40_091, 16_487
+NTU120_XSUB_TRAIN, NTU120_XSUB_TEST = 63_026, 50_919
 DEMO_TRAIN = 540
+RECIPE_EPOCHS = 300  # the real preset; + linear evaluation: one forward pass over train and test (a step bounds it)
 EPOCH = 2  # the teacher bank is read (M5) from epoch 2 on
 
 
@@ -132,11 +141,10 @@ def write_synthetic(folder, rows, frames, dim, seed=0):
     return train_set, features, list(range(rows))
 
 
-def batches(loader, sampler):
-    """train.py's epochs back to back: an endless iterator over (x, label, index) batches."""
+def endless(batches, sampler):
+    """train.py's epochs back to back: an endless iterator over its (x, prompt rows, index) batches."""
     while True:
-        for batch in loader:
-            yield batch
+        yield from batches
         sampler.epoch += 1
 
 
@@ -147,7 +155,7 @@ def batches(loader, sampler):
 class Trainer:
     """train.py's model, loss, optimizer, loader and step, with timers."""
 
-    def __init__(self, cfg, train_set, features, indices, device, amp, workers, seed=0):
+    def __init__(self, cfg, train_set, features, indices, device, amp, workers, seed=0, batches="loader"):
         self.cfg, self.features, self.device, self.amp = cfg, features, device, amp
         torch.manual_seed(seed)
         self.model = train.C2VLModel(cfg.size, cfg.dim, MODALITIES).to(device)
@@ -158,11 +166,11 @@ class Trainer:
                                                         weight_decay=cfg.weight_decay))
         self.optimizer, self.scale_optimizer, _ = train.make_optimizers(settings, model, self.loss_fn)
         self.fill_bank(seed)
-        self.sampler = train.GlobalBatchSampler(indices, cfg.batch, 0, 1, seed)
+        self.sampler = GlobalBatchSampler(indices, cfg.batch, 0, 1, seed)
         self.sampler.epoch = EPOCH
-        self.loader = torch.utils.data.DataLoader(train_set, batch_sampler=self.sampler, num_workers=workers,
-                                                  pin_memory=device.type == "cuda", persistent_workers=workers > 0)
-        self.iterator = batches(self.loader, self.sampler)
+        self.loader = make_batches(SimpleNamespace(input=batches, workers=workers), train_set, features, MODALITIES,
+                                   self.sampler, device)  # train.py's --input resident | loader
+        self.iterator = endless(self.loader, self.sampler)
         self.generator = torch.Generator().manual_seed(seed)
         model.train()
         self.loss_fn.train()
@@ -179,10 +187,8 @@ class Trainer:
 
     def load(self):
         """(a) next batch, prompt features by index, copies to the device (train.py's lines)."""
-        x, _, index = next(self.iterator)
-        x = x.to(self.device, non_blocking=True)  # (B, 3, T, 25, 2)
-        P = {m: distill.pool_prompts(torch.from_numpy(self.features[m][index.numpy()]), "mean",
-                                     self.generator).to(self.device) for m in MODALITIES}  # {m: (B, D)}
+        x, rows, index = next(self.iterator)  # x (B, 3, T, 25, 2) on the device
+        P = {m: distill.pool_prompts(rows[m], "mean", self.generator).to(self.device) for m in MODALITIES}
         return x, P, index.to(self.device)
 
     def step(self, timed):
@@ -282,19 +288,29 @@ def measure(trainer, steps, rounds, plain_rounds):
 
 # ----------------------------------------------------------------------------------------------------------------
 
-HEADER = (f"{'config':12s} {'device':6s} {'precision':9s} {'batch':>5s} {'T':>3s} {'samples/s':>10s} {'ms/step':>9s} "
-          f"{'data %':>7s} {'encoder %':>9s} {'loss %':>7s} {'other %':>7s}")
+HEADER = (f"{'config':12s} {'input':8s} {'device':6s} {'precision':9s} {'batch':>5s} {'T':>3s} {'samples/s':>10s} "
+          f"{'ms/step':>9s} {'data %':>7s} {'encoder %':>9s} {'loss %':>7s} {'other %':>7s} {'recipe h':>8s}")
 
 
-def row(cfg, device, precision, r):
-    return (f"{cfg.name:12s} {device.type:6s} {precision:9s} {cfg.batch:5d} {cfg.frames:3d} {r['samples_s']:10.1f} "
-            f"{r['ms_step']:9.1f} {r['data']:7.1f} {r['encoder']:9.1f} {r['loss']:7.1f} {r['other']:7.1f}")
+def recipe_hours(cfg, samples_s):
+    """Projected wall time of the real recipe at this speed: 300 epochs over the training split, then the linear
+    evaluation's one forward pass over train and test (bounded by a training step's cost; its 100 epochs on cached
+    features take seconds)."""
+    test = {"ntu60-sized": NTU60_XSUB_TEST, "ntu120-sized": NTU120_XSUB_TEST}.get(cfg.name, 0)
+    return (RECIPE_EPOCHS * cfg.bank_rows + cfg.bank_rows + test) / samples_s / 3600
+
+
+def row(cfg, device, precision, r, batches):
+    return (f"{cfg.name:12s} {batches:8s} {device.type:6s} {precision:9s} {cfg.batch:5d} {cfg.frames:3d} "
+            f"{r['samples_s']:10.1f} {r['ms_step']:9.1f} {r['data']:7.1f} {r['encoder']:9.1f} {r['loss']:7.1f} "
+            f"{r['other']:7.1f} {recipe_hours(cfg, r['samples_s']):8.2f}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--configs", default="demo,ntu60-sized", help="comma separated: demo, ntu60-sized")
+    parser.add_argument("--configs", default="demo,ntu60-sized", help="comma separated: demo, ntu60-sized, ntu120-sized")
+    parser.add_argument("--inputs", default="loader,resident", help="train.py --input paths measured, comma separated")
     parser.add_argument("--steps", type=int, default=None, help="steps per round (default: 3 on CPU, 20 on CUDA)")
     parser.add_argument("--rounds", type=int, default=None,
                         help="alternating rounds; the best is kept (default: 2 on CPU, 3 on CUDA)")
@@ -323,9 +339,10 @@ def main():
     amp_modes = {"auto": [False, True] if cuda else [False], "off": [False], "on": [True], "both": [False, True]}
     precisions = [("bf16" if a else "fp32", a) for a in amp_modes[args.amp]]
     names = [c.strip() for c in args.configs.split(",") if c.strip()]
-    unknown = set(names) - {"demo", "ntu60-sized"}
+    unknown = set(names) - {"demo", "ntu60-sized", "ntu120-sized"}
     if unknown:
-        parser.error(f"--configs: unknown {sorted(unknown)}; use demo, ntu60-sized")
+        parser.error(f"--configs: unknown {sorted(unknown)}; use demo, ntu60-sized, ntu120-sized")
+    inputs = [i.strip() for i in args.inputs.split(",") if i.strip()]
 
     demo_preset, real_preset = train.PRESETS["demo"], train.PRESETS["real"]
     print(f"device {device}{' (' + torch.cuda.get_device_name(device) + ')' if cuda else ''}, torch "
@@ -349,15 +366,18 @@ def main():
             else:
                 make = lambda c=cfg: write_synthetic(tmp_root / "demo", c.file_rows, c.frames, c.dim)  # noqa: E731
             plans.append((cfg, make, source))
-        if "ntu60-sized" in names:
+        for name, n_train in (("ntu60-sized", NTU60_XSUB_TRAIN), ("ntu120-sized", NTU120_XSUB_TRAIN)):
+            if name not in names:
+                continue
             for frames in args.frames:
-                cfg = BenchConfig("ntu60-sized", real_preset["size"], batch, frames, 768, NTU60_XSUB_TRAIN, n_file,
+                rows = min(n_file, n_train) if args.n_file or not cuda else n_train
+                cfg = BenchConfig(name, real_preset["size"], batch, frames, 768, n_train, rows,
                                   real_preset["optimizer"], real_preset["lr"], real_preset["weight_decay"],
                                   real_preset["epochs"])
-                gb = n_file * 3 * frames * 25 * 2 * 4 / 1e9
-                source = (f"synthetic: data file {n_file:,} x (3, {frames}, 25, 2) float32 ({gb:.2f} GB), prompt "
-                          f"features {n_file:,} x 768 float16 x 2, teacher bank {NTU60_XSUB_TRAIN:,} rows")
-                folder = tmp_root / f"ntu_T{frames}"
+                gb = rows * 3 * frames * 25 * 2 * 4 / 1e9
+                source = (f"synthetic: data file {rows:,} x (3, {frames}, 25, 2) float32 ({gb:.2f} GB), prompt "
+                          f"features {rows:,} x 768 float16 x 2, teacher bank {n_train:,} rows")
+                folder = tmp_root / f"{name}_T{frames}"
                 make = lambda c=cfg, f=folder: write_synthetic(f, c.file_rows, c.frames, c.dim)  # noqa: E731
                 plans.append((cfg, make, source))
         if not cuda and "ntu60-sized" in names and args.batch is None:
@@ -374,16 +394,22 @@ def main():
             train_set, features, indices = make()
             print(f"{cfg.name} T={cfg.frames}: {source} (ready in {time.perf_counter() - started:.1f} s)")
             for precision, amp in precisions:
-                trainer = Trainer(cfg, train_set, features, indices, device, amp, workers)
-                try:
-                    result = measure(trainer, steps, rounds, plain_rounds=cuda)
-                finally:
-                    trainer.close()
-                    del trainer
-                    if cuda:
-                        torch.cuda.empty_cache()
-                results.append(row(cfg, device, precision, result))
-                print(results[-1], flush=True)
+                speed = {}
+                for batches in inputs:
+                    trainer = Trainer(cfg, train_set, features, indices, device, amp, workers, batches=batches)
+                    try:
+                        result = measure(trainer, steps, rounds, plain_rounds=cuda)
+                    finally:
+                        trainer.close()
+                        del trainer
+                        if cuda:
+                            torch.cuda.empty_cache()
+                    speed[batches] = result["samples_s"]
+                    results.append(row(cfg, device, precision, result, batches))
+                    print(results[-1], flush=True)
+                if {"loader", "resident"} <= set(speed):
+                    results.append(f"  resident / loader samples/s: x{speed['resident'] / speed['loader']:.2f}")
+                    print(results[-1], flush=True)
             del train_set, features
             for folder in tmp_root.iterdir():  # one configuration's files on disk at a time
                 shutil.rmtree(folder, ignore_errors=True)

@@ -123,12 +123,15 @@ def test_evaluate_cli_runs_on_the_trained_encoder(full_run, tiny_root):
     assert "linear_top1" in json.dumps(metrics)
 
 
-def test_resume_after_sigkill_ends_with_the_same_weights_and_metrics(full_run, tiny_root, tmp_path):
+@pytest.mark.parametrize("batches", ["loader", "resident"])
+def test_resume_after_sigkill_ends_with_the_same_weights_and_metrics(full_run, tiny_root, tmp_path, batches):
+    """Also: the resident input (the split on the device, --input resident) trains exactly like the DataLoader
+    (the reference run, --input auto = loader on a CPU)."""
     reference, _ = full_run
     out = tmp_path / "killed"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "--data-root", str(tiny_root),
-                                "--out", str(out), *TINY], env=env, cwd=ROOT,
+                                "--out", str(out), *TINY, "--input", batches], env=env, cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not (out / "checkpoint_last.pt").is_file() and time.time() < deadline and process.poll() is None:
@@ -152,6 +155,7 @@ def test_resume_after_sigkill_ends_with_the_same_weights_and_metrics(full_run, t
     metrics_a = json.loads((reference / "metrics.json").read_text())
     metrics_b = json.loads((out / "metrics.json").read_text())
     assert metrics_a["linear_top1"] == metrics_b["linear_top1"]
+    assert json.loads((out / "config.json").read_text())["train"]["input"] == batches
 
 
 def free_port():
