@@ -47,8 +47,10 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from data import DATASETS, NORMALIZATIONS, DataNotFoundError, class_names, load_split, num_classes
-from skeleton_gcn import CheckpointMismatchError, build_encoder, load_checkpoint
+from data import DATASETS, NORMALIZATIONS, class_names, load_split, num_classes
+from distill import MODALITIES
+from prompts import CLI_ERRORS, class_text_features
+from skeleton_gcn import CheckpointMismatchError, build_encoder, load_checkpoint, read_checkpoint
 from utils.config import add_arguments, check_choices, from_args, setting
 from utils.distributed import DEVICES, resolve_device
 from utils.files import save_figure, write_json
@@ -69,8 +71,8 @@ class EvalConfig:
     """Every setting of `python evaluate.py`; each field is a flag of the same name."""
 
     encoder: str = setting("", "encoder.pt of train.py, or any ST-GCN checkpoint (required)")
-    heads: str | None = setting(None, "heads.pt (zero-shot; pretraining metadata); default: next to the encoder",
-                                kind=str)
+    heads: str | None = setting(None, "heads.pt (zero-shot; pretraining metadata); default: next to the encoder, "
+                                "or the encoder itself if it is a checkpoint_*.pt of train.py", kind=str)
     dataset: str = setting("demo", "dataset to evaluate on; another than the pretraining one is transfer",
                            tuple(DATASETS))
     split: str = setting("xsub", "benchmark split: xsub, xview or xset")
@@ -364,14 +366,23 @@ def zero_shot(Z_l, text_features, labels) -> dict:
 
 def load_heads(path) -> dict:
     """heads.pt of train.py: {"vision", "language": ProjectionHead state or None, "dim", "hidden", "clip_model",
-    "pretrained", "dataset", "split", "frames", "normalization", "size", ...}."""
+    "pretrained", "dataset", "split", "frames", "normalization", "size", ...}; or the same from one of train.py's
+    checkpoint_*.pt: the heads of that epoch (its model's `heads.<m>.`), the settings from the run's config.json."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"heads file {path} not found: train.py writes heads.pt next to encoder.pt "
                                 f"(python train.py --dataset <dataset> --out <run>); zero-shot needs it")
-    heads = torch.load(path, map_location="cpu", weights_only=True)
-    missing = [k for k in ("vision", "language", "dim", "hidden", "clip_model", "pretrained") if k not in heads]
-    if missing:
+    heads = read_checkpoint(path)
+    if isinstance(heads, dict) and isinstance(heads.get("model"), dict):  # a checkpoint_*.pt
+        state, heads = heads["model"], pretraining_info(path)
+        for m in MODALITIES:
+            heads[m] = {k[len(f"heads.{m}."):]: v for k, v in state.items() if k.startswith(f"heads.{m}.")} or None
+            if heads[m]:  # ProjectionHead: net.0 Linear(256, hidden), net.3 Linear(hidden, D)
+                heads.update(hidden=len(heads[m]["net.0.weight"]), dim=len(heads[m]["net.3.weight"]))
+        if str(heads.get("pretrained")).lower() == "none":  # config.json spells random CLIP weights "none"
+            heads["pretrained"] = None
+    needed = ("vision", "language", "dim", "hidden", "clip_model", "pretrained")
+    if missing := [k for k in needed if not isinstance(heads, dict) or k not in heads]:
         raise CheckpointMismatchError(f"{path}: not a heads.pt of train.py, missing keys: {', '.join(missing)}")
     return heads
 
@@ -458,14 +469,10 @@ def pretraining_info(encoder_path, heads_path=None) -> dict:
     folder = Path(encoder_path).parent
     heads_path = Path(heads_path) if heads_path else folder / "heads.pt"
     keys = ("dataset", "split", "frames", "normalization", "size", "clip_model", "pretrained")
-    if heads_path.is_file():
-        heads = torch.load(heads_path, map_location="cpu", weights_only=True)
-        return {k: heads[k] for k in keys if k in heads}
-    config_path = folder / "config.json"
-    if config_path.is_file():
-        config = json.loads(config_path.read_text())
-        return {k: config[k] for k in keys if k in config}
-    return {}
+    saved = read_checkpoint(heads_path) if heads_path.is_file() else {}
+    if not any(k in saved for k in keys) and (folder / "config.json").is_file():  # e.g. next to checkpoint_*.pt
+        saved = json.loads((folder / "config.json").read_text()).get("train", {})  # {"train": TrainConfig, ...}
+    return {k: saved[k] for k in keys if k in saved}
 
 
 def output_dir(config: EvalConfig) -> Path:
@@ -487,7 +494,8 @@ def run_evaluation(config: EvalConfig) -> dict:
     test_set = load_split(config.data_root, config.dataset, config.split, "val", frames, normalization)
     C, names = num_classes(config.dataset), class_names(config.dataset)
     if "zeroshot" in protocols:  # fail before the long protocols, not after them
-        heads = load_heads(config.heads or Path(config.encoder).parent / "heads.pt")
+        checkpoint = Path(config.encoder).name.startswith("checkpoint_")  # train.py's: the heads of that epoch
+        heads = load_heads(config.heads or (config.encoder if checkpoint else Path(config.encoder).parent / "heads.pt"))
         modality = "language" if heads["language"] is not None else "vision"
         if heads[modality] is None:
             raise CheckpointMismatchError("heads.pt holds neither a language nor a vision head: no zero-shot")
@@ -500,16 +508,15 @@ def run_evaluation(config: EvalConfig) -> dict:
                "num_train": len(train_set), "num_test": len(test_set), "num_class": C, "config": asdict(config)}
     seconds = {}
 
-    t = time.perf_counter()
+    t = time.perf_counter()  # each step's seconds count from the end of the step before
     train_feats, train_labels = extract_features(encoder, train_set, config.batch_size, device,
                                                  config.num_workers, desc="features (train)")
     test_feats, test_labels = extract_features(encoder, test_set, config.batch_size, device,
                                                config.num_workers, desc="features (test)")
-    seconds["features"] = time.perf_counter() - t
     plot_embedding(test_feats, test_labels, names, out / "embedding.png", seed=config.seed)
+    seconds["features"], t = time.perf_counter() - t, time.perf_counter()
 
     if "linear" in protocols:
-        t = time.perf_counter()
         epochs = config.linear_epochs
         linear = linear_evaluation(train_feats, train_labels, test_feats, test_labels, C, epochs=epochs,
                                    lr=config.linear_lr, batch_size=config.linear_batch_size,
@@ -519,24 +526,19 @@ def run_evaluation(config: EvalConfig) -> dict:
                        linear_per_class=dict(zip(names, per_class_accuracy(linear["predictions"], test_labels, C))))
         plot_confusion(linear["predictions"], test_labels, names, out / "confusion_linear.png",
                        title=f"linear evaluation, {target}")
-        seconds["linear"] = time.perf_counter() - t
+        seconds["linear"], t = time.perf_counter() - t, time.perf_counter()
     if "knn" in protocols:
-        t = time.perf_counter()
-        metrics.update(knn_evaluation(train_feats, train_labels, test_feats, test_labels, _comma_list(int, config.knn_k, "knn-k"),
-                                      device=device))
-        seconds["knn"] = time.perf_counter() - t
+        ks = _comma_list(int, config.knn_k, "knn-k")
+        metrics.update(knn_evaluation(train_feats, train_labels, test_feats, test_labels, ks, device=device))
+        seconds["knn"], t = time.perf_counter() - t, time.perf_counter()
     if "semi" in protocols:
-        t = time.perf_counter()
         metrics.update(semi_supervised(encoder.state_dict(), encoder.size, train_set, test_set, C,
-                                       _comma_list(float, config.semi_fractions, "semi-fractions"), _comma_list(int, config.semi_seeds, "semi-seeds"),
-                                       epochs=config.semi_epochs, lr=config.semi_lr,
-                                       batch_size=config.semi_batch_size, device=device,
+                                       _comma_list(float, config.semi_fractions, "semi-fractions"),
+                                       _comma_list(int, config.semi_seeds, "semi-seeds"), epochs=config.semi_epochs,
+                                       lr=config.semi_lr, batch_size=config.semi_batch_size, device=device,
                                        num_workers=config.num_workers))
-        seconds["semi"] = time.perf_counter() - t
+        seconds["semi"], t = time.perf_counter() - t, time.perf_counter()
     if "zeroshot" in protocols:
-        from prompts import class_text_features
-
-        t = time.perf_counter()
         text = class_text_features(names, heads["clip_model"], heads["pretrained"], device=device)  # (C, D) (P2)
         if text.shape[1] != int(heads["dim"]):
             raise CheckpointMismatchError(f"heads.pt projects to D = {heads['dim']} but {heads['clip_model']} "
@@ -547,7 +549,7 @@ def run_evaluation(config: EvalConfig) -> dict:
                        zero_shot_per_class=dict(zip(names, per_class_accuracy(predictions, test_labels, C))))
         plot_confusion(predictions, test_labels, names, out / "confusion_zero_shot.png",
                        title=f"zero-shot ({modality} head), {target}")
-        seconds["zeroshot"] = time.perf_counter() - t
+        seconds["zeroshot"], t = time.perf_counter() - t, time.perf_counter()
     seconds["total"] = time.perf_counter() - started
     metrics["seconds"] = seconds
     write_json(out / "metrics.json", metrics)
@@ -585,10 +587,9 @@ def main(argv=None) -> dict:
         parser.error(str(error))
     try:
         metrics = run_evaluation(config)
-    except (DataNotFoundError, FileNotFoundError, CheckpointMismatchError) as error:
+    except (*CLI_ERRORS, CheckpointMismatchError) as error:  # messages that say what to do: no traceback
         sys.exit(f"error: {error}")
-    shown = {k: round(v, 2) for k, v in metrics.items()
-             if isinstance(v, float) and not k.startswith("retrieval_R")}
+    shown = {k: round(v, 2) for k, v in metrics.items() if isinstance(v, float) and not k.startswith("retrieval_R")}
     shown.update({k: f"{v['mean']:.2f} +- {v['std']:.2f}" for k, v in metrics.items() if k.startswith("semi_")})
     print(f"{metrics['target']} ({'transfer from ' + metrics['source'] if metrics['transfer'] else 'same dataset'}): "
           + ", ".join(f"{k} {v}" for k, v in shown.items()) + f"\noutputs in {output_dir(config)}")

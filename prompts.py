@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import re
-import sys
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,12 +35,14 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from data import PARTS, read_label_pkl, sample_name, split_dir
+from data import (PARTS, DataFormatError, DataNotFoundError, UnsafePickleError, make_command, read_label_pkl,
+                  sample_name, split_dir)
 from distill import MODALITIES, pool_prompts  # P1, the same pooling training applies to "sample" caches
 from utils.config import add_arguments, from_args, setting
-from utils.distributed import resolve_device
+from utils.distributed import DEVICES, resolve_device
 from utils.files import atomic_path, move_into_place, write_json
 from utils.frames import FrameSourceError, open_frame_source
+from utils.imports import MissingExtraError, import_open_clip
 
 K_FRAMES = 16  # prompts per sample; the released files hold exactly 16 answers per sample
 DEFAULT_CLIP_MODEL = "ViT-L-14-336"  # the paper's frozen CLIP
@@ -59,34 +60,6 @@ class PromptError(ValueError):
 
 class WeightsUnavailableError(RuntimeError):
     """CLIP weights could not be downloaded or found; the message says how to provide them."""
-
-
-# --- The one import work-around ------------------------------------------------------------------------------
-
-_TORCHVISION_SCHEMAS = None  # keeps the torch.library.Library alive: dropping it would drop the declared schemas
-
-
-def import_open_clip():
-    """Import open_clip (and thereby torchvision); returns the open_clip module.
-
-    Why: a CUDA build of torchvision 0.28 next to a CPU-only torch fails on import with
-    "operator torchvision::nms does not exist", because its compiled ops are not loaded and registering the fake
-    (meta) kernels then needs the op schemas. Only in that case we declare the two schemas ourselves, drop the
-    half-imported torchvision modules and import again. Nothing here runs torchvision's detection ops.
-    """
-    global _TORCHVISION_SCHEMAS
-    try:
-        import torchvision  # noqa: F401
-    except RuntimeError as err:
-        if "torchvision::nms does not exist" not in str(err):
-            raise
-        _TORCHVISION_SCHEMAS = torch.library.Library("torchvision", "DEF")
-        _TORCHVISION_SCHEMAS.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        _TORCHVISION_SCHEMAS.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
-            del sys.modules[name]
-    import open_clip
-    return open_clip
 
 
 # --- Prompt files: the released format {sample name: [K answers]} --------------------------------------------
@@ -156,11 +129,20 @@ def match_prompts(prompts: dict, names: Sequence[str], allow_partial: bool = Fal
     keys = [sample_name(n) for n in names]
     missing = [k for k in keys if k not in prompts]
     report = MatchReport(matched=len(keys) - len(missing), missing=missing, extra=len(set(prompts) - set(keys)))
+    if keys and not report.matched:  # --allow-partial would keep nothing
+        raise no_match_error(source, list(prompts), keys, "check that the prompts belong to this --dataset and --split")
     if missing and not allow_partial:
         raise PromptError(
             f"{source}: {len(missing)} of {len(keys)} samples have no prompt (first: {', '.join(missing[:5])}). "
             "Pass --allow-partial (allow_partial=True) to train on the matched subset.")
     return {k: prompts[k] for k in keys if k in prompts}, report
+
+
+def no_match_error(source: str, have: Sequence[str], keys: Sequence[str], fix: str) -> PromptError:
+    """None of a split's samples `keys` is among the names `have` of `source`: a name of each side, and `fix`."""
+    there = f"its names look like {have[0]!r}" if len(have) else "it holds no samples"
+    return PromptError(f"{source}: none of the split's {len(keys)} samples has a prompt there ({there}, the split's "
+                       f"like {keys[0]!r}): {fix}")
 
 
 def import_released(path: str | Path, names: Sequence[str], allow_partial: bool = False, K: int = K_FRAMES):
@@ -207,11 +189,6 @@ def crop_person(image: Image.Image, box: Sequence[float] | None, size: int) -> I
     square = tuple(round(v) for v in (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2))
     # PIL pads outside the frame with black; reducing_gap shrinks large crops by box-averaging first (fast).
     return image.convert("RGB").crop(square).resize((size, size), Image.BICUBIC, reducing_gap=3.0)
-
-
-def skeleton_frame(index: int, num_frames: int, num_skeleton_frames: int) -> int:
-    """Skeleton frame of video frame `index` when the two counts differ slightly (proportional mapping)."""
-    return min(num_skeleton_frames - 1, index * num_skeleton_frames // num_frames)
 
 
 # --- Frozen CLIP ----------------------------------------------------------------------------------------------
@@ -268,15 +245,19 @@ class Clip:
         return torch.autocast("cuda", dtype=torch.float16, enabled=str(self.device).startswith("cuda"))
 
 
-def default_device() -> str:
-    return str(resolve_device("auto"))
+def checked_device(name: str | torch.device | None = "auto") -> str:
+    """--device as a device name (auto / None: cuda when available); one this torch lacks is a PromptError."""
+    try:
+        return str(resolve_device(str(name or "auto")))
+    except ValueError as err:
+        raise PromptError(str(err)) from None
 
 
 def load_clip(model_name: str = DEFAULT_CLIP_MODEL, pretrained: str | None = DEFAULT_CLIP_PRETRAINED,
               device: str = "cpu", cache_dir: str | None = None) -> Clip:
     """A frozen open_clip model (any architecture; `pretrained`: a tag, a local checkpoint path or None = random
     weights) or DEMO_CLIP_MODEL, as a Clip. `cache_dir`: where open_clip keeps downloads (default: the HF cache)."""
-    open_clip = import_open_clip()
+    device, open_clip = checked_device(device), import_open_clip()
     if model_name == DEMO_CLIP_MODEL:
         if pretrained:
             raise PromptError(f"{DEMO_CLIP_MODEL} has no pretrained weights (got pretrained={pretrained!r})")
@@ -293,11 +274,10 @@ def load_clip(model_name: str = DEFAULT_CLIP_MODEL, pretrained: str | None = DEF
                 raise
             raise WeightsUnavailableError(
                 f"CLIP weights for model {model_name!r}, pretrained {pretrained!r} are not available here ({err}).\n"
-                "Provide them in one of two ways:\n"
-                f"  1. a local checkpoint: --pretrained /path/to/{model_name}.pt (load_clip(..., pretrained=path));\n"
-                "  2. run the same command once on a machine with internet (with HF_HUB_OFFLINE unset); open_clip "
-                "caches the weights (~/.cache/huggingface) and later runs work offline, also with HF_HUB_OFFLINE=1."
-            ) from err
+                f"Provide them in one of two ways:\n  1. a local checkpoint: --pretrained /path/to/{model_name}.pt "
+                "(load_clip(..., pretrained=path));\n  2. run the same command once on a machine with internet (with "
+                "HF_HUB_OFFLINE unset); open_clip caches the weights (~/.cache/huggingface) and later runs work "
+                "offline, also with HF_HUB_OFFLINE=1.") from err
         clip = Clip(model, preprocess, open_clip.get_tokenizer(model_name), device)
     clip.model = clip.model.to(device).eval().requires_grad_(False)
     return clip
@@ -481,6 +461,8 @@ def load_prompt_features(path: str | Path, names: Sequence[str], model_name: str
         return features, np.ones(len(keys), dtype=bool)
     row = {k: i for i, k in enumerate(header["names"])}
     present = np.array([k in row for k in keys], dtype=bool)
+    if keys and not present.any():
+        raise no_match_error(str(path), header["names"], keys, "check the dataset and split (another one's cache?)")
     if not present.all() and not allow_partial:
         missing = [k for k, p in zip(keys, present) if not p]
         raise PromptError(f"{path}: {len(missing)} of {len(keys)} samples are not in the cache "
@@ -495,7 +477,11 @@ def load_prompt_features(path: str | Path, names: Sequence[str], model_name: str
 
 def split_names(data_root: str | Path, dataset: str, split: str, part: str) -> list[str]:
     """Sample names of a split part (its `<part>_label.pkl`), in the order training uses them."""
-    return read_label_pkl(split_dir(data_root, dataset, split) / f"{part}_label.pkl")[0]
+    path = split_dir(data_root, dataset, split) / f"{part}_label.pkl"
+    if not path.is_file():  # prompts are matched to a split's names: the split comes first
+        raise DataNotFoundError(f"no {dataset} {split} split in {path.parent} (no {path.name}); make it first with:"
+                                f"\n  {make_command(data_root, dataset, split)}")
+    return read_label_pkl(path)[0]
 
 
 @dataclass
@@ -513,7 +499,7 @@ def frame_opener(config) -> Callable[[str], object]:
         from demo.frames import demo_frame_source  # like load_clip: demo/ imports this file
         return lambda key: demo_frame_source(config.data_root, key)
     if not config.frames:
-        raise SystemExit("--frames is required: a folder with <sample>/ frame folders or <sample>_rgb.avi videos")
+        raise PromptError("--frames is required: a folder with <sample>/ frame folders or <sample>_rgb.avi videos")
     return lambda key: open_frame_source(config.frames, key)
 
 
@@ -524,9 +510,10 @@ class ImportConfig(SplitConfig):
     allow_partial: bool = setting(False, "keep the matched subset when samples are missing")
 
     def run(self) -> None:
+        names = {part: split_names(self.data_root, self.dataset, self.split, part) for part in self.parts}
+        released = read_language_prompts(self.released)  # checked after the split: a large file, read once
         for part in self.parts:
-            names = split_names(self.data_root, self.dataset, self.split, part)
-            prompts, report = import_released(self.released, names, self.allow_partial)
+            prompts, report = match_prompts(released, names[part], self.allow_partial, self.released)
             out = prompts_path(self.data_root, self.dataset, self.split, part, "language")
             write_json(out, prompts, indent=4)
             print(f"{self.dataset}/{self.split}/{part}: {report}\n  -> {out}")
@@ -535,7 +522,8 @@ class ImportConfig(SplitConfig):
 @dataclass
 class EncodeConfig(SplitConfig):
     """encode prompts with the frozen CLIP into the feature caches training reads"""
-    modalities: tuple = setting(MODALITIES, "prompts to encode", MODALITIES, nargs="+", aliases=("modality",))
+    modalities: tuple = setting(MODALITIES, "prompts to encode; all their files must exist, else nothing is encoded",
+                                MODALITIES, nargs="+", aliases=("modality",))
     model: str = setting(DEFAULT_CLIP_MODEL, "open_clip architecture name", aliases=("clip_model",))
     pretrained: str | None = setting(DEFAULT_CLIP_PRETRAINED, "open_clip tag or checkpoint path (none: random weights)",
                                      kind=lambda s: None if s.lower() in ("none", "") else s)
@@ -545,27 +533,42 @@ class EncodeConfig(SplitConfig):
     K: int = setting(K_FRAMES, "prompts per sample")
     batch_size: int = setting(256, "images or texts per CLIP forward pass")
     allow_partial: bool = setting(False, "encode the samples that have prompts")
-    device: str | None = setting(None, "cuda or cpu (default: cuda when available)", kind=str)
+    device: str = setting("auto", f"{DEVICES} (auto: cuda when available)")
 
     def run(self) -> None:
-        clip = load_clip(self.model, self.pretrained, self.device or default_device(), self.clip_cache_dir)
-        for part in self.parts:
-            names = split_names(self.data_root, self.dataset, self.split, part)
-            for modality in self.modalities:
-                source = prompts_path(self.data_root, self.dataset, self.split, part, modality)
-                if not source.is_file():
-                    raise SystemExit(f"{source} not found: run `python prompts.py import ...` (language) or "
-                                     "`python tools/generate_prompts.py ...` first")
-                out = cache_path(self.data_root, self.dataset, self.split, part, modality, self.model, self.pretrained,
-                                 self.pooling)
-                kwargs = dict(K=self.K, pooling=self.pooling, batch_size=self.batch_size, reuse=sibling_caches(out))
-                read = read_language_prompts if modality == "language" else read_vision_prompts
-                prompts, report = match_prompts(read(source, self.K), names, self.allow_partial, str(source))
-                if modality == "language":
-                    encode_language(prompts, out, clip, self.model, self.pretrained, **kwargs)
-                else:
-                    encode_vision(prompts, out, frame_opener(self), clip, self.model, self.pretrained, **kwargs)
-                print(f"{part} {modality}: {report}\n  -> {out}")
+        # --device, the split and every prompt file are checked before CLIP loads: nothing is encoded unless all are.
+        device = checked_device(self.device)
+        names = {part: split_names(self.data_root, self.dataset, self.split, part) for part in self.parts}
+        sources = {(part, m): prompts_path(self.data_root, self.dataset, self.split, part, m)
+                   for part in self.parts for m in self.modalities}
+        if missing := [(m, path) for (_, m), path in sources.items() if not path.is_file()]:
+            raise PromptError(self.missing_prompts_message(missing))
+        open_source = frame_opener(self) if "vision" in self.modalities else None
+        clip = load_clip(self.model, self.pretrained, device, self.clip_cache_dir)
+        for (part, modality), source in sources.items():
+            out = cache_path(self.data_root, self.dataset, self.split, part, modality, self.model, self.pretrained,
+                             self.pooling)
+            kwargs = dict(K=self.K, pooling=self.pooling, batch_size=self.batch_size, reuse=sibling_caches(out))
+            read = read_language_prompts if modality == "language" else read_vision_prompts
+            prompts, report = match_prompts(read(source, self.K), names[part], self.allow_partial, str(source))
+            if modality == "language":
+                encode_language(prompts, out, clip, self.model, self.pretrained, **kwargs)
+            else:
+                encode_vision(prompts, out, open_source, clip, self.model, self.pretrained, **kwargs)
+            print(f"{part} {modality}: {report}\n  -> {out}")
+
+    def missing_prompts_message(self, missing: list[tuple[str, Path]]) -> str:
+        lacking, split = sorted({m for m, _ in missing}), f"--dataset {self.dataset} --split {self.split}"
+        make = {"language": f"`python prompts.py import <released language zip or json> {split}`",
+                "vision": f"`python tools/generate_prompts.py {split} --frames <frames or videos>`"}
+        have = [m for m in self.modalities if m not in lacking]
+        alone = f"; or rerun with `--modalities {' '.join(have)}` to encode the {' and '.join(have)} cache alone"
+        return (f"no {' or '.join(lacking)} prompts ({', '.join(str(p) for _, p in missing)}); make them with "
+                + " and ".join(make[m] for m in lacking) + (alone if have else ""))
+
+
+CLI_ERRORS = (PromptError, FrameSourceError, WeightsUnavailableError, MissingExtraError, FileNotFoundError,
+              DataFormatError, UnsafePickleError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -581,8 +584,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         from_args(args.config, args).run()
-    except (PromptError, FrameSourceError, WeightsUnavailableError, FileNotFoundError) as err:  # messages say what to do; no traceback
-        raise SystemExit(f"error: {err}") from err
+    except CLI_ERRORS as err:  # their messages say what is wrong and what to do: no traceback
+        raise SystemExit(f"error: {err}") from None
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ The spatial graph convolution of a block (x: C_in channels per joint, A_k: K par
 
 It does not implement GRU/Transformer encoders, which the paper compares only in an ablation.
 """
+import re
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
@@ -253,16 +255,16 @@ class STGCN(nn.Module):
 # ----------------------------------------------------------------------------------------------------------------
 
 class CheckpointMismatchError(RuntimeError):
-    """A checkpoint whose keys or shapes do not match the model; the message lists them."""
+    """A checkpoint that cannot be read, or whose keys or shapes do not match the model; the message says which."""
 
 
-def unwrap_state_dict(checkpoint):
+def unwrap_state_dict(checkpoint, source="the checkpoint"):
     """Accept a bare state dict, {'state_dict': ...}, {'model': ...}, and strip DataParallel's 'module.' prefix."""
     for wrapper in ("state_dict", "model", "encoder"):
         if isinstance(checkpoint, dict) and isinstance(checkpoint.get(wrapper), dict):
             checkpoint = checkpoint[wrapper]
     if not isinstance(checkpoint, dict):
-        raise CheckpointMismatchError(f"expected a state dict, found {type(checkpoint).__name__}")
+        raise CheckpointMismatchError(f"{source}: expected a state dict, found {type(checkpoint).__name__}")
     return OrderedDict((k[len("module."):] if k.startswith("module.") else k, v) for k, v in checkpoint.items())
 
 
@@ -273,27 +275,39 @@ def _key_list(keys, limit=20):
 
 
 def read_checkpoint(path):
-    """torch.load(weights_only=True) of a checkpoint file; a missing or unreadable file is a clear error."""
+    """torch.load(weights_only=True) of a checkpoint file: tensors and plain containers only, because unpickling
+    anything else can run code (checkpoints are files people share). Every other file is refused, naming it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found. Make an encoder by pretraining, e.g.:\n"
                                 f"  python train.py --dataset demo --out {path.parent}\n"
                                 f"or pass any ST-GCN checkpoint (a published classifier, an AimCLR encoder_q).")
+    if path.stat().st_size == 0:
+        raise CheckpointMismatchError(f"checkpoint {path} is empty (0 bytes): copy or download it again")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings(action="ignore"):  # torch warns about pickle protocols before it refuses
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise CheckpointMismatchError(f"cannot read checkpoint {path}: {error}") from error
+        if "Weights only load failed" in str(error):
+            found = re.search(r"GLOBAL ([\w.]+)", str(error))
+            raise CheckpointMismatchError(
+                f"refused to load {path}: it holds {found[1] if found else 'pickle data'} beyond what torch.load("
+                "weights_only=True) reads (tensors and plain containers written by torch.save); unpickling anything "
+                "else can run code. Save only state dicts: torch.save(model.state_dict(), path)") from None
+        reason = re.split(r"\.\s+(?=[A-Z])|\n", str(error).strip())[0][:160] or "no details"  # its first sentence
+        raise CheckpointMismatchError(f"{path} is not a PyTorch checkpoint, or it is damaged ({type(error).__name__}: "
+                                      f"{reason}); pass a file torch.save wrote, e.g. train.py's encoder.pt") from None
 
 
-def load_checkpoint(model, path_or_state):
+def load_checkpoint(model, path_or_state, source=None):
     """Load a checkpoint into model strictly; any missing, unexpected or mis-shaped key raises with the key names.
 
     A silent partial load leaves a random encoder that still trains a linear classifier, at a fraction of the
     expected accuracy; users of the field lose weeks to that, so nothing here is lenient.
     """
     is_state = isinstance(path_or_state, dict)
-    source = "state dict" if is_state else str(path_or_state)
-    state = unwrap_state_dict(path_or_state if is_state else read_checkpoint(path_or_state))
+    source = source or ("state dict" if is_state else str(path_or_state))
+    state = unwrap_state_dict(path_or_state if is_state else read_checkpoint(path_or_state), source)
     expected = model.state_dict()
     missing = expected.keys() - state.keys()
     unexpected = state.keys() - expected.keys()
@@ -326,16 +340,21 @@ def detect_size(state) -> str:
 
 
 def build_encoder(path_or_state, size="auto") -> STGCN:
-    """The feature extractor f from any ST-GCN checkpoint, loaded strictly: train.py's encoder.pt, a published
-    classifier (its `fcn` is dropped after a strict load) or an AimCLR/CrosSCLR checkpoint (`encoder_q.`, without
-    the projection `encoder_q.fc`). forward and .features() both give f(x) (N, 256)."""
-    state = unwrap_state_dict(path_or_state if isinstance(path_or_state, dict) else read_checkpoint(path_or_state))
+    """The feature extractor f from any ST-GCN checkpoint, loaded strictly: train.py's encoder.pt or checkpoint_*.pt
+    (the `encoder.` part of its model), a published classifier (its `fcn` is dropped after a strict load) or an
+    AimCLR/CrosSCLR checkpoint (`encoder_q.`, without the projection `encoder_q.fc`). forward and .features() both
+    give f(x) (N, 256)."""
+    is_state = isinstance(path_or_state, dict)
+    source = "state dict" if is_state else str(path_or_state)
+    state = unwrap_state_dict(path_or_state if is_state else read_checkpoint(path_or_state), source)
+    if any(k.startswith("encoder.") for k in state):  # train.py's checkpoint_*.pt: its C2VLModel's `encoder.`
+        state = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
     if any(k.startswith("encoder_q.") for k in state):
         state = {k[len("encoder_q."):]: v for k, v in state.items()
                  if k.startswith("encoder_q.") and not k.startswith("encoder_q.fc.")}
     classifier = state.get("fcn.weight")
     encoder = STGCN(num_class=int(classifier.shape[0]) if classifier is not None else None,
                     size=detect_size(state) if size == "auto" else size)
-    load_checkpoint(encoder, state)
+    load_checkpoint(encoder, state, source)
     encoder.fcn, encoder.num_class = None, None
     return encoder

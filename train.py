@@ -34,7 +34,7 @@ import distill
 import evaluate
 import prompts
 from distill import C2VLLoss, DistillConfig, ProjectionHead
-from skeleton_gcn import STGCN, CheckpointMismatchError
+from skeleton_gcn import STGCN, CheckpointMismatchError, read_checkpoint
 from utils.config import add_arguments, check_choices, from_args, setting
 from utils.batches import GlobalBatchSampler, TrainSetupError, make_batches
 from utils.distributed import DEVICES, barrier, convert_global_batchnorm, resolve_device, setup_distributed
@@ -337,7 +337,7 @@ def pretrain(config, distill_config):
 
     history, start_epoch, best = [], 1, -1.0
     if config.resume:
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        state = read_checkpoint(checkpoint_path)  # weights_only; a damaged file is named
         model.load_state_dict(state["model"])
         loss_fn.load_state_dict(state["loss_fn"])
         optimizer.load_state_dict(state["optimizer"])

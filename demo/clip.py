@@ -28,6 +28,7 @@ from demo.world import prepare_demo  # noqa: E402
 from prompts import DEMO_CLIP_MODEL, Clip  # noqa: E402
 from tools.generate_prompts import make_vision_prompts, skeleton_color_xy  # noqa: E402
 from utils.config import add_arguments, from_args, setting  # noqa: E402
+from utils.distributed import DEVICES  # noqa: E402
 from utils.files import write_json  # noqa: E402
 
 DEMO_CLIP_SEED = 0
@@ -57,9 +58,9 @@ def demo_clip(open_clip, device: str) -> Clip:
 def prepare_demo_prompts(data_root: str | Path = "datasets", device: str = "cpu",
                          splits: Sequence[str] = DATASETS["demo"], parts: Sequence[str] = PARTS) -> None:
     """Both modality caches of the demo's splits and parts (default: all) with DEMO_CLIP_MODEL; idempotent."""
+    clip = prompts.load_clip(DEMO_CLIP_MODEL, None, device)  # first: a --device this machine lacks fails at once
     prepare_demo(data_root)
     answers = prompts.read_language_prompts(Path(data_root) / "demo" / "demo_language.json")
-    clip = prompts.load_clip(DEMO_CLIP_MODEL, None, device)
     raw = Path(data_root) / "demo" / "raw"
     for split in splits:
         for part in parts:
@@ -82,7 +83,7 @@ def prepare_demo_prompts(data_root: str | Path = "datasets", device: str = "cpu"
 class DemoClipConfig:
     """Every setting of `python demo/clip.py`; each field is a flag of the same name."""
     data_root: str = setting("datasets", "where the demo dataset and its prompt caches are written")
-    device: str = setting("cpu", "device of the tiny CLIP")
+    device: str = setting("cpu", f"device of the tiny CLIP: {DEVICES}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
         DemoClipConfig)
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    config = from_args(DemoClipConfig, build_parser().parse_args(argv))
+    try:
+        prepare_demo_prompts(config.data_root, config.device)
+    except prompts.CLI_ERRORS as err:  # their messages say what is wrong and what to do: no traceback
+        raise SystemExit(f"error: {err}") from None
+
+
 if __name__ == "__main__":
-    config = from_args(DemoClipConfig, build_parser().parse_args())
-    prepare_demo_prompts(config.data_root, config.device)
+    main()

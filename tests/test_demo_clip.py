@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 import data
 import prompts
@@ -81,3 +82,13 @@ def test_cli_import_then_encode_makes_the_cache_training_reads(demo_root, few_sa
     reference = clip.encode_texts(language[data.sample_name(names[1])])  # (16, D)
     pooled = reference.mean(0) / reference.mean(0).norm()
     np.testing.assert_allclose(features[1], pooled.numpy(), atol=2e-3)
+
+
+def test_cli_device_cuda_without_cuda_fails_at_once_naming_device_cpu(tmp_path, monkeypatch):
+    from demo import clip as demo_clip
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU-only machine, also on a GPU one
+    with pytest.raises(SystemExit) as exit_:
+        demo_clip.main(["--device", "cuda", "--data-root", str(tmp_path / "datasets")])
+    assert str(exit_.value.code) == ("error: --device cuda: this torch build or machine has no CUDA device "
+                                     "(use --device cpu)")
+    assert not (tmp_path / "datasets").exists()  # checked before the demo is generated

@@ -299,3 +299,87 @@ def test_cli_missing_inputs_name_the_commands_that_make_them(tmp_path, pretraine
     with pytest.raises(SystemExit, match=f"python tools/gendata.py demo --data-root {tmp_path}"):
         evaluate.main(["--encoder", str(pretrained_run / "encoder.pt"), "--data-root", str(tmp_path),
                        "--out", str(tmp_path / "eval")])
+
+
+def test_cli_device_cuda_without_cuda_is_an_argparse_error_naming_device_cpu(capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU-only machine, also on a GPU one
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(["--encoder", "encoder.pt", "--device", "cuda"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == ("python evaluate.py: error: --device cuda: this torch build "
+                                                        "or machine has no CUDA device (use --device cpu)")
+
+
+class NotATensor:
+    pass
+
+
+def test_cli_encoder_or_heads_that_are_not_checkpoints_are_refused_naming_the_file(tmp_path, pretrained_run):
+    (tmp_path / "notes.txt").write_text("these are not weights\n")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    torch.save({"weights": NotATensor()}, tmp_path / "object.pt")
+    for name, reason in (("notes.txt", "is not a PyTorch checkpoint, or it is damaged"),
+                         ("empty.pt", "is empty (0 bytes)"),
+                         ("object.pt", "holds test_evaluate.NotATensor beyond what torch.load(weights_only=True) reads")):
+        with pytest.raises(SystemExit) as exit_info:
+            evaluate.main(["--encoder", str(tmp_path / name), "--data-root", str(tmp_path), "--device", "cpu"])
+        message = str(exit_info.value.code)
+        assert message.startswith("error: ") and str(tmp_path / name) in message and reason in message, message
+        assert "weights_only" not in message.replace("torch.load(weights_only=True)", "")
+    # a run folder someone shared: its heads.pt is read as carefully as the encoder
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "encoder.pt").write_bytes((pretrained_run / "encoder.pt").read_bytes())
+    torch.save({"language": NotATensor()}, shared / "heads.pt")
+    with pytest.raises(SystemExit, match=f"refused to load {shared / 'heads.pt'}"):
+        evaluate.main(["--encoder", str(shared / "encoder.pt"), "--data-root", str(tmp_path), "--device", "cpu"])
+
+
+def test_zero_shot_heads_of_a_training_checkpoint_are_its_own_with_the_runs_clip(tmp_path):
+    from test_skeleton_gcn import training_checkpoint
+    checkpoint, _ = training_checkpoint(dim=64)
+    torch.save(checkpoint, tmp_path / "checkpoint_best.pt")
+    settings = {"dataset": "demo", "split": "xsub", "frames": 16, "normalization": "aimclr", "size": "quarter",
+                "clip_model": DEMO_CLIP_MODEL, "pretrained": "none", "epochs": 3}
+    (tmp_path / "config.json").write_text(json.dumps({"train": settings, "prompt_dim": 64}))
+    heads = evaluate.load_heads(tmp_path / "checkpoint_best.pt")
+    for m in ("vision", "language"):
+        mine = {k[len(f"heads.{m}."):]: v for k, v in checkpoint["model"].items() if k.startswith(f"heads.{m}.")}
+        assert heads[m].keys() == mine.keys() and all(torch.equal(heads[m][k], v) for k, v in mine.items())
+    assert (heads["dim"], heads["hidden"], heads["clip_model"], heads["pretrained"]) == (64, 512, DEMO_CLIP_MODEL, None)
+    assert evaluate.pretraining_info(tmp_path / "checkpoint_best.pt") == {
+        k: settings[k] for k in ("dataset", "split", "frames", "normalization", "size", "clip_model", "pretrained")}
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A real tiny train.py run, with tests/test_train.py's split and settings: (run folder, data root)."""
+    from test_train import TINY, run_train, write_tiny_demo_split
+    root = write_tiny_demo_split(tmp_path_factory.mktemp("tiny"))
+    run = tmp_path_factory.mktemp("runs") / "run"
+    result = run_train(["--data-root", str(root), "--out", str(run), *TINY])
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run, root
+
+
+def test_train_py_checkpoints_evaluate_exactly_like_its_encoder_pt_and_heads_pt(trained_run, tmp_path):
+    run, root = trained_run
+
+    def metrics(encoder, protocols, out):
+        evaluate.main(["--encoder", str(encoder), "--protocols", protocols, "--out", str(tmp_path / out),
+                       "--data-root", str(root), "--dataset", "demo", "--split", "xsub", "--linear-epochs", "5",
+                       "--device", "cpu"])
+        saved = json.loads((tmp_path / out / "metrics.json").read_text())
+        return {k: v for k, v in saved.items() if k not in ("encoder", "config", "seconds")}
+
+    final = metrics(run / "encoder.pt", "linear,knn,zeroshot", "final")
+    assert metrics(run / "checkpoint_last.pt", "linear,knn,zeroshot", "last") == final  # the same epoch
+    assert final["frames"] == 16 and final["source"] == "demo/xsub" and final["size"] == "quarter"
+    best = metrics(run / "checkpoint_best.pt", "linear,knn", "best")  # the kNN monitor's best epoch
+    assert 0 <= best["linear_top1"] <= 100 and 0 <= best["knn_top1_k20"] <= 100 and best["frames"] == 16
+    # an interrupted run has no encoder.pt or heads.pt: the settings come from its config.json
+    interrupted = tmp_path / "interrupted"
+    interrupted.mkdir()
+    for name in ("checkpoint_last.pt", "config.json"):
+        (interrupted / name).write_bytes((run / name).read_bytes())
+    assert metrics(interrupted / "checkpoint_last.pt", "linear,knn,zeroshot", "alone") == final

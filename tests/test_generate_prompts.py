@@ -1,18 +1,28 @@
-"""tools/generate_prompts.py's LMM step (LLaVA answers, Grounding DINO boxes), tiny random models from configs.
+"""tools/generate_prompts.py's LMM step (LLaVA answers, Grounding DINO boxes), tiny random models from configs,
+and what it says when the optional extra is not installed.
 
-No downloads: the tokenizers are built in memory and the models from small configs. Needs the optional extra
-(requirements-lmm.txt); CI installs only requirements.txt, so these tests skip there.
+No downloads: the tokenizers are built in memory and the models from small configs. The model tests need the
+optional extra (requirements-lmm.txt); CI installs only requirements.txt, so they skip there.
 """
+import sys
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+import data
 import prompts
 from tools import generate_prompts
+from utils.frames import open_frame_source
+from utils.imports import MissingExtraError
 
-transformers = pytest.importorskip("transformers")
 prompts.import_open_clip()  # the torchvision work-around, before transformers' vision models are imported
+try:
+    import transformers
+except ImportError:
+    transformers = None
+needs_transformers = pytest.mark.skipif(transformers is None, reason="needs the LMM extra (requirements-lmm.txt)")
 
 LLAVA_WORDS = ["<unk>", "<pad>", "<s>", "</s>", "<image>", "USER", ":", "ASSISTANT", "is", "the", "person",
                "holding", "anything", "in", "their", "hand", "?", "standing", "or", "sitting", "what", "trying",
@@ -71,6 +81,7 @@ class Frames:
         return [Image.new("RGB", self.size, (10 * (i % 20), 80, 120)) for i in indices]
 
 
+@needs_transformers
 def test_llava_answers_every_frame_in_the_released_format(tmp_path):
     model, processor = tiny_llava()
     answerer = generate_prompts.LlavaAnswerer(model=model, processor=processor, max_new_tokens=4)
@@ -82,6 +93,7 @@ def test_llava_answers_every_frame_in_the_released_format(tmp_path):
     assert prompts.read_language_prompts(out) == made and len(made["S001C001P001R001A001"]) == 16
 
 
+@needs_transformers
 def test_llava_prompt_asks_the_constant_question():
     model, processor = tiny_llava()
     text = generate_prompts.LLAVA_PROMPT.format(question=generate_prompts.LLAVA_QUESTION)
@@ -90,6 +102,7 @@ def test_llava_prompt_asks_the_constant_question():
     assert (ids == 4).sum() == 4  # the <image> placeholder expands to the 2x2 patches of the tiny vision tower
 
 
+@needs_transformers
 def test_grounding_dino_boxes_are_inside_the_frame():
     model, processor = tiny_grounding_dino()
     detector = generate_prompts.PersonDetector(model=model, processor=processor, box_threshold=0.0, text_threshold=0.0)
@@ -99,6 +112,7 @@ def test_grounding_dino_boxes_are_inside_the_frame():
         assert box is not None and 0 <= box[0] <= box[2] <= 1 and 0 <= box[1] <= box[3] <= 1
 
 
+@needs_transformers
 def test_frames_where_the_detector_finds_nobody_fall_back_to_the_skeleton_box():
     model, processor = tiny_grounding_dino()
     detector = generate_prompts.PersonDetector(model=model, processor=processor, box_threshold=1.01)  # finds nobody
@@ -106,3 +120,39 @@ def test_frames_where_the_detector_finds_nobody_fall_back_to_the_skeleton_box():
     joints[:, 0, :, 0], joints[:, 0, :, 1] = np.linspace(480, 960, 25), np.linspace(270, 810, 25)
     prompt = generate_prompts.vision_prompt(Frames(), joints, K=4, detector=detector, margin=0.0)
     assert prompt["boxes"] == [[0.25, 0.25, 0.5, 0.75]] * 4
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Without the optional extra: one line naming `pip install -r requirements-lmm.txt`, a non-zero exit, no traceback
+# ---------------------------------------------------------------------------------------------------------------
+
+def generate_error(argv) -> str:
+    with pytest.raises(SystemExit) as exit_:  # any other exception (a traceback) goes through and fails the test
+        generate_prompts.main(argv)
+    message = str(exit_.value.code)
+    assert message.startswith("error: ") and len(message.splitlines()) == 1, message
+    return message
+
+
+@pytest.mark.parametrize("flag", ["--llava", "--detector"])
+def test_llava_and_detector_without_transformers_name_the_pip_command(tmp_path, monkeypatch, flag):
+    monkeypatch.setitem(sys.modules, "transformers", None)  # `import transformers` now fails, as when not installed
+    data.write_labels(data.split_dir(tmp_path, "demo", "xsub") / "train_label.pkl", ["S001C001P001R001A001"], [0])
+    message = generate_error(["--dataset", "demo", "--split", "xsub", "--parts", "train", "--data-root",
+                              str(tmp_path), "--device", "cpu", flag])
+    assert "--detector and --llava need Hugging Face transformers" in message
+    assert "pip install -r requirements-lmm.txt" in message
+    assert not (tmp_path / "demo" / "xsub" / "prompts").exists()  # it failed before making anything
+
+
+def test_videos_without_pyav_name_the_pip_command(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "av", None)
+    frames = tmp_path / "videos"
+    frames.mkdir()
+    (frames / "S001C001P001R001A001_rgb.avi").write_bytes(b"RIFF....AVI ")
+    with pytest.raises(MissingExtraError, match=r"PyAV.*pip install -r requirements-lmm.txt"):
+        open_frame_source(frames, "S001C001P001R001A001.skeleton")
+    data.write_labels(data.split_dir(tmp_path, "ntu60", "xsub") / "train_label.pkl", ["S001C001P001R001A001"], [0])
+    message = generate_error(["--dataset", "ntu60", "--split", "xsub", "--parts", "train", "--data-root",
+                              str(tmp_path), "--frames", str(frames), "--device", "cpu"])
+    assert "reading videos needs PyAV" in message and "pip install -r requirements-lmm.txt" in message

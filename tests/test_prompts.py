@@ -1,6 +1,7 @@
 """prompts.py: released prompts, frame sampling, person crops (of vision prompts made by tools/generate_prompts.py),
 the frozen-CLIP cache (P1), its refusals, P2."""
 import json
+import os
 import subprocess
 import sys
 import time
@@ -464,3 +465,89 @@ def test_cli_dashed_and_underscored_flags_parse_to_the_same_config():
     dashed = config(gendata.build_parser(), gendata.ConvertConfig, [*convert, "--data-root", "r", "--no-cache"])
     underscored = config(gendata.build_parser(), gendata.ConvertConfig, [*convert, "--data_root", "r", "--no-cache"])
     assert dashed == underscored and (dashed.data_root, dashed.cache, dashed.path) == ("r", False, "arrays")
+
+
+# --- command-line error paths: one line saying what is wrong and what fixes it, a non-zero exit, no traceback -----
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_pku_split(root, parts=("train", "val")):
+    """pku2 xsub parts whose sample names are the released fixture's: (labels only, all that prompts.py reads)."""
+    import data
+    names = list(read_language_prompts(FIXTURE))
+    for part in parts:
+        data.write_labels(data.split_dir(root, "pku2", "xsub") / f"{part}_label.pkl", names, range(len(names)))
+    return names
+
+
+def cli_error(main, argv) -> str:
+    """The message of a command that must fail cleanly: SystemExit with one `error: ...` line (a traceback would
+    be any other exception, which pytest.raises(SystemExit) lets through)."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    message = str(exit_.value.code)
+    assert exit_.value.code not in (0, None) and message.startswith("error: "), message
+    return message
+
+
+@pytest.mark.parametrize("command", [["prompts.py", "encode"], ["tools/generate_prompts.py"]])
+def test_cli_device_cuda_without_cuda_is_one_error_line_that_names_device_cpu(tmp_path, command):
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # a CPU-only machine, also on a GPU one
+    result = subprocess.run([sys.executable, *command, "--dataset", "pku2", "--split", "xsub", "--data-root",
+                             str(tmp_path), "--device", "cuda"], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: --device cuda: this torch build or machine has no CUDA device (use --device cpu)"]
+
+
+def test_encode_with_only_language_prompts_names_the_missing_vision_file_and_encodes_nothing(tmp_path, monkeypatch):
+    """The released prompts are language only: asked for both modalities, encode checks every input first and
+    fails before encoding anything, naming the missing modality and `--modalities language`, which then works."""
+    names = write_pku_split(tmp_path)
+    prompts.main(["import", str(FIXTURE), "--dataset", "pku2", "--split", "xsub", "--data-root", str(tmp_path)])
+    encode = ["encode", "--dataset", "pku2", "--split", "xsub", "--data-root", str(tmp_path), "--model", MODEL,
+              "--pretrained", "none", "--device", "cpu"]
+    message = cli_error(prompts.main, encode)
+    assert "no vision prompts" in message and "train_vision_prompts.json" in message
+    assert "tools/generate_prompts.py --dataset pku2 --split xsub --frames" in message
+    assert "rerun with `--modalities language` to encode the language cache alone" in message
+    assert "language or vision" not in message and not list((tmp_path / "pku2" / "xsub" / "prompts").glob("*.npy"))
+    prompts.main(encode + ["--modalities", "language"])
+    for part in ("train", "val"):
+        path = prompts.cache_path(tmp_path, "pku2", "xsub", part, "language", MODEL, None)
+        assert load_prompt_features(path, names, MODEL, None)[1].all()
+
+
+def test_a_prompt_file_that_matches_no_sample_shows_a_name_of_each_side_not_allow_partial(clip, released, tmp_path):
+    ntu = ["S001C001P001R001A001.skeleton", "S001C001P001R001A002.skeleton"]
+    for allow_partial in (False, True):  # --allow-partial would keep nothing: it is no way out here
+        with pytest.raises(PromptError) as error:
+            prompts.match_prompts(released, ntu, allow_partial, source="pkuv2_language.json")
+        message = str(error.value)
+        assert "none of the split's 2 samples has a prompt" in message and "allow-partial" not in message
+        assert "'A001N001V001C004L002'" in message and "'S001C001P001R001A001'" in message
+        assert "--dataset and --split" in message
+    path = encode_language(released, tmp_path / "c.npy", clip, MODEL, PRETRAINED)
+    for allow_partial in (False, True):
+        with pytest.raises(PromptError, match=r"none of the split's 2 samples.*'A001N001V001C004L002'.*"
+                                              r"'S001C001P001R001A001'.*check the dataset and split") as error:
+            load_prompt_features(path, ntu, MODEL, PRETRAINED, allow_partial)
+        assert "allow-partial" not in str(error.value)
+    # the same through the command line: the demo's split and the PKU-MMD prompts
+    import data
+    data.write_labels(data.split_dir(tmp_path, "demo", "xsub") / "train_label.pkl", ntu, [0, 1])
+    message = cli_error(prompts.main, ["import", str(FIXTURE), "--dataset", "demo", "--split", "xsub", "--parts",
+                                       "train", "--data-root", str(tmp_path)])
+    assert "none of the split's 2 samples" in message and "allow-partial" not in message
+
+
+@pytest.mark.parametrize("dataset, command", [("demo", "python tools/gendata.py demo --data-root {root}"),
+                                              ("pku2", "python tools/gendata.py pku --phase 2"),
+                                              ("ntu60", "python tools/gendata.py ntu --raw")])
+def test_import_before_the_split_exists_names_the_command_that_makes_it(tmp_path, dataset, command):
+    message = cli_error(prompts.main, ["import", str(FIXTURE), "--dataset", dataset, "--split", "xsub",
+                                       "--data-root", str(tmp_path)])
+    assert f"no {dataset} xsub split in {tmp_path / dataset / 'xsub'}" in message
+    assert command.format(root=tmp_path) in message
+    assert not (tmp_path / dataset / "xsub" / "prompts").exists()

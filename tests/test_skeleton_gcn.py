@@ -255,3 +255,51 @@ def test_build_encoder_rejects_mismatching_checkpoints_naming_the_keys():
 def test_a_missing_encoder_names_the_train_py_command(tmp_path):
     with pytest.raises(FileNotFoundError, match="python train.py"):
         build_encoder(tmp_path / "run" / "encoder.pt")
+
+
+def training_checkpoint(size="quarter", dim=64, seed=0):
+    """A checkpoint_*.pt of train.py's shape: {"epoch", "model": C2VLModel state ("encoder.<ST-GCN key>",
+    "heads.<m>.<ProjectionHead key>"), "loss_fn", "optimizer", "scale_optimizer", "scheduler", "rng", "history",
+    "best"}; returns (checkpoint, the encoder it holds)."""
+    from distill import ProjectionHead
+    torch.manual_seed(seed)
+    encoder, heads = STGCN(size=size), {m: ProjectionHead(256, 512, dim) for m in ("vision", "language")}
+    optimizer = torch.optim.SGD(encoder.parameters(), lr=0.1, momentum=0.9)
+    encoder(torch.randn(2, 3, 8, 25, 2)).sum().backward()
+    optimizer.step()  # momentum buffers: tensors nested in the optimizer state
+    model = {f"encoder.{k}": v for k, v in encoder.state_dict().items()}
+    model.update({f"heads.{m}.{k}": v for m, head in heads.items() for k, v in head.state_dict().items()})
+    return {"epoch": 3, "model": model, "loss_fn": {"logit_scale": torch.tensor(2.6)},
+            "optimizer": optimizer.state_dict(), "scale_optimizer": {}, "scheduler": {"last_epoch": 3},
+            "rng": torch.get_rng_state(), "history": [{"epoch": 3, "loss": 1.5, "knn_top1": 40.0}],
+            "best": 40.0}, encoder
+
+
+def test_build_encoder_accepts_train_py_checkpoints_taking_the_encoder_part_of_their_model(tmp_path):
+    checkpoint, reference = training_checkpoint()
+    torch.save(checkpoint, tmp_path / "checkpoint_best.pt")
+    encoder = build_encoder(tmp_path / "checkpoint_best.pt")
+    assert encoder.size == "quarter" and encoder.fcn is None
+    assert all(torch.equal(encoder.state_dict()[k], v) for k, v in reference.state_dict().items())
+
+
+class NotATensor:
+    pass
+
+
+def test_a_file_that_is_not_a_checkpoint_is_refused_naming_the_file(tmp_path):
+    import pickle
+    (tmp_path / "notes.txt").write_text("these are not weights\n")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    torch.save({"encoder": NotATensor()}, tmp_path / "object.pt")
+    (tmp_path / "plain.pkl").write_bytes(pickle.dumps({"weights": NotATensor()}))
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    expected = {"notes.txt": "is not a PyTorch checkpoint, or it is damaged", "empty.pt": "is empty (0 bytes)",
+                "object.pt": "holds test_skeleton_gcn.NotATensor beyond what torch.load(weights_only=True) reads",
+                "plain.pkl": "holds pickle data beyond what", "list.pt": "expected a state dict"}
+    for name, reason in expected.items():
+        with pytest.raises(CheckpointMismatchError) as error:
+            build_encoder(tmp_path / name)
+        assert str(tmp_path / name) in str(error.value) and reason in str(error.value), str(error.value)
+        # no advice to load it unsafely, which torch's own message gives
+        assert "weights_only" not in str(error.value).replace("torch.load(weights_only=True)", "")

@@ -35,12 +35,13 @@ from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from data import sample_name  # noqa: E402
-from prompts import (K_FRAMES, PromptError, SplitConfig, WeightsUnavailableError, default_device,  # noqa: E402
-                     frame_opener, import_open_clip, prompts_path, sample_frame_indices, skeleton_box,
-                     skeleton_frame, split_names)
+from prompts import (CLI_ERRORS, K_FRAMES, SplitConfig, checked_device, frame_opener, prompts_path,  # noqa: E402
+                     sample_frame_indices, skeleton_box, split_names)
 from tools.raw_skeletons import read_skeleton  # noqa: E402
 from utils.config import add_arguments, from_args, setting  # noqa: E402
+from utils.distributed import DEVICES  # noqa: E402
 from utils.files import write_json  # noqa: E402
+from utils.imports import import_transformers  # noqa: E402
 
 # Reconstruction: the paper's exact LLaVA question is not available; this wording is inferred from the released
 # answers ("Yes, the person is holding ... They are standing ... trying to ...").
@@ -60,21 +61,12 @@ DETECTOR_QUERY = "person."  # Grounding DINO expects lower-case phrases ending w
 # LMM backends (optional extra: requirements-lmm.txt), loaded lazily
 # ---------------------------------------------------------------------------------------------------------------
 
-def _import_transformers():
-    import_open_clip()  # transformers' vision models import torchvision too: same work-around, same place
-    try:
-        import transformers
-    except ImportError as err:
-        raise ImportError("the LMM step needs Hugging Face transformers: pip install -r requirements-lmm.txt") from err
-    return transformers
-
-
 class PersonDetector:
     """Grounding DINO with the text query "person": one box per frame around every detected person."""
 
     def __init__(self, model_id: str = DEFAULT_DETECTOR, device: str = "cpu", box_threshold: float = 0.35,
                  text_threshold: float = 0.25, model=None, processor=None):
-        transformers = _import_transformers()
+        transformers = import_transformers()
         self.processor = processor or transformers.AutoProcessor.from_pretrained(model_id)
         self.model = (model or transformers.GroundingDinoForObjectDetection.from_pretrained(model_id)).to(device).eval()
         self.device, self.box_threshold, self.text_threshold = device, box_threshold, text_threshold
@@ -105,7 +97,7 @@ class LlavaAnswerer:
 
     def __init__(self, model_id: str = DEFAULT_LLAVA, device: str = "cpu", max_new_tokens: int = 96,
                  model=None, processor=None):
-        transformers = _import_transformers()
+        transformers = import_transformers()
         self.processor = processor or transformers.AutoProcessor.from_pretrained(model_id)
         self.processor.tokenizer.padding_side = "left"  # batched generation continues every row at its end
         self.model = (model or transformers.LlavaForConditionalGeneration.from_pretrained(
@@ -130,6 +122,11 @@ def skeleton_color_xy(skeleton_root: str | Path | None, name: str) -> np.ndarray
     if skeleton_root is None:
         return None
     return read_skeleton(Path(skeleton_root) / f"{sample_name(name)}.skeleton").color_xy
+
+
+def skeleton_frame(index: int, num_frames: int, num_skeleton_frames: int) -> int:
+    """Skeleton frame of video frame `index` when the two counts differ slightly (proportional mapping)."""
+    return min(num_skeleton_frames - 1, index * num_skeleton_frames // num_frames)
 
 
 def vision_prompt(source, color_xy: np.ndarray | None, K: int = K_FRAMES, detector: PersonDetector | None = None,
@@ -208,23 +205,23 @@ class GenerateConfig(SplitConfig):
                                 kind=str, nargs="?", const=DEFAULT_LLAVA)
     K: int = setting(K_FRAMES, "frames (and answers) per sample")
     margin: float = setting(0.1, "box margin, fraction of the box's long side")
-    device: str | None = setting(None, "cuda or cpu (default: cuda when available)", kind=str)
+    device: str = setting("auto", f"{DEVICES} (auto: cuda when available)")
 
 
 def generate(config: GenerateConfig) -> None:
-    device = config.device or default_device()
+    device = checked_device(config.device)  # every input is checked before the LMMs load
+    names = {part: split_names(config.data_root, config.dataset, config.split, part) for part in config.parts}
     open_source = frame_opener(config)
     detector = PersonDetector(config.detector, device) if config.detector else None
     answerer = LlavaAnswerer(config.llava, device) if config.llava else None
     for part in config.parts:
-        names = split_names(config.data_root, config.dataset, config.split, part)
         out = prompts_path(config.data_root, config.dataset, config.split, part, "vision")
-        make_vision_prompts(names, out, open_source, lambda key: skeleton_color_xy(config.skeletons, key),
+        make_vision_prompts(names[part], out, open_source, lambda key: skeleton_color_xy(config.skeletons, key),
                             config.K, detector, config.margin)
         print(f"{part}: vision prompts -> {out}")
         if answerer is not None:
             out = prompts_path(config.data_root, config.dataset, config.split, part, "language")
-            make_language_prompts(names, out, open_source, answerer, config.K)
+            make_language_prompts(names[part], out, open_source, answerer, config.K)
             print(f"{part}: language prompts -> {out}")
 
 
@@ -238,8 +235,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = from_args(GenerateConfig, build_parser().parse_args(argv))
     try:
         generate(config)
-    except (PromptError, WeightsUnavailableError, FileNotFoundError) as err:  # messages say what to do; no traceback
-        raise SystemExit(f"error: {err}") from err
+    except CLI_ERRORS as err:  # their messages say what is wrong and what to do: no traceback
+        raise SystemExit(f"error: {err}") from None
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from typing import Sequence
 
 from PIL import Image
 
+from utils.imports import import_av
+
 
 class FrameSourceError(ValueError):
     """Frames that cannot be found or decoded; the message names the folder or video."""
@@ -38,21 +40,12 @@ class FolderFrameSource:
         return [Image.open(self.files[i]).convert("RGB") for i in indices]
 
 
-def _import_av():
-    try:
-        import av
-    except ImportError as err:
-        raise ImportError("reading videos needs PyAV: pip install -r requirements-lmm.txt (or extract the frames "
-                          "to folders and pass those)") from err
-    return av
-
-
 class VideoFrameSource:
     """Frames of a video file (e.g. NTU's S001C001P001R001A001_rgb.avi), decoded with PyAV (optional extra)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        with _import_av().open(str(self.path)) as container:
+        with import_av().open(str(self.path)) as container:
             stream = container.streams.video[0]
             self.size = (stream.codec_context.width, stream.codec_context.height)
             # The container's frame count can be missing or wrong (AVI); count by decoding then.
@@ -60,7 +53,7 @@ class VideoFrameSource:
 
     def read(self, indices: Sequence[int]) -> list[Image.Image]:
         wanted, frames = set(indices), {}
-        with _import_av().open(str(self.path)) as container:
+        with import_av().open(str(self.path)) as container:
             for i, frame in enumerate(container.decode(video=0)):
                 if i in wanted:
                     frames[i] = frame.to_image().convert("RGB")
