@@ -213,7 +213,7 @@ def missing_prompts_message(config, modalities, path=None):
 
 def prompt_modalities(config):
     """--modalities auto: every modality whose training prompt cache exists (both when both do)."""
-    if config.modalities in ("vision", "language"):
+    if config.modalities in distill.MODALITIES:
         return (config.modalities,)
     if config.modalities == "both":
         return distill.MODALITIES

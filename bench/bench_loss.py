@@ -20,10 +20,8 @@ import time
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from distill import C2VLLoss, DistillConfig  # noqa: E402
+from distill import MODALITIES, C2VLLoss, DistillConfig  # noqa: E402
 from skeleton_gcn import STGCN  # noqa: E402
-
-MODALITIES = ("vision", "language")
 
 
 def best_time(step, repeats, device):
