@@ -183,9 +183,12 @@ def as_int_labels(labels, where) -> np.ndarray:
 
 
 def check_split(names, labels, shape, num_class: int, where: str) -> None:
-    """Labels in 0..num_class-1, one label per name, unique names, rows matching names, (N, 3, T, 25, M<=2)."""
+    """At least one sample, labels in 0..num_class-1, one label per name, unique names, rows matching names,
+    (N, 3, T, 25, M<=2)."""
     if len(names) != len(labels):
         raise DataFormatError(f"{where}: {len(names)} names but {len(labels)} labels")
+    if len(names) == 0:
+        raise DataFormatError(f"{where}: no samples (an empty split part can be neither trained nor evaluated)")
     if len(shape) != 5 or shape[1] != 3 or shape[3] != NUM_JOINTS or not 1 <= shape[4] <= MAX_BODIES:
         raise DataFormatError(f"{where}: array shape {tuple(shape)} is not (N, 3, T, 25, M) with M <= 2")
     if shape[0] != len(names):
@@ -307,6 +310,15 @@ def preprocessed_path(data_path, frames: int, normalization: str) -> Path:
     """Cache next to the source, options in the name: train_data.npy -> train_data.aimclr_T50.npy."""
     data_path = Path(data_path)
     return data_path.with_name(f"{data_path.stem}.{normalization}_T{frames}.npy")
+
+
+def remove_part_arrays(folder, part: str, keep=()) -> None:
+    """Delete `{part}_data*.npy` (rows and training caches) in a split folder, except the paths in `keep`: a
+    replaced split's caches must not outlive its rows (a cache is reused while it is newer than its source)."""
+    keep = {Path(p).resolve() for p in keep}
+    for old in Path(folder).glob(f"{part}_data*.npy"):
+        if old.resolve() not in keep:
+            old.unlink()
 
 
 def build_preprocessed(data_path, names, frames=50, normalization="aimclr", chunk=256) -> Path:

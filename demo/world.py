@@ -249,10 +249,11 @@ def prepare_demo(data_root="datasets", seed: int = 0, workers: int | None = None
     answers = dict(parallel_map(_write_demo_task, [(raw, seed, n) for n in names], workers,
                                 "generate demo", unit="sample"))
     write_text(root / "demo_language.json", json.dumps({n: answers[n] for n in names}, indent=1))
-    convert_ntu(raw, data_root, datasets=("demo",), workers=workers)
+    convert_ntu(raw, data_root, datasets=("demo",), workers=workers, force=True)  # regenerating replaces it
     for split in DATASETS["demo"]:
         for part in PARTS:
             load_split(data_root, "demo", split, part)  # builds the default (aimclr, T = 50) caches
     write_text(meta_path, json.dumps(meta, indent=1))
     print(f"demo dataset: {len(names)} samples, {len(DEMO_CLASSES)} classes in {root} "
           f"({time.perf_counter() - started:.1f} s)", file=sys.stderr)
+    return root

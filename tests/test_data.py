@@ -217,3 +217,22 @@ def test_dataset_yields_float32_skeleton_label_and_index_from_an_atomic_cache(tm
     batches = list(loader)
     assert torch.equal(torch.cat([b[2] for b in batches]), torch.arange(5))
     assert torch.equal(torch.cat([b[0] for b in batches]), torch.from_numpy(np.array(dataset.data)))
+
+
+def test_an_empty_split_part_is_a_clear_error_where_it_is_read(tmp_path):
+    with pytest.raises(data.DataFormatError, match="somewhere: no samples"):
+        data.check_split([], [], (0, 3, 300, 25, 2), 60, "somewhere")
+    folder = data.split_dir(tmp_path, "ntu60", "xsub")
+    folder.mkdir(parents=True)
+    np.save(folder / "val_data.npy", np.zeros((0, 3, 300, 25, 2), np.float32))
+    data.write_labels(folder / "val_label.pkl", [], [])
+    with pytest.raises(data.DataFormatError, match="val_data.npy: no samples"):
+        data.load_split(tmp_path, "ntu60", "xsub", "val")
+
+
+def test_replacing_a_split_part_deletes_its_old_rows_and_caches_only(tmp_path):
+    for name in ("train_data.npy", "train_data.aimclr_T50.npy", "train_data.none_T64.npy", "val_data.npy",
+                 "train_label.pkl"):
+        (tmp_path / name).write_bytes(b"x")
+    data.remove_part_arrays(tmp_path, "train", keep=[tmp_path / "train_data.npy"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train_data.npy", "train_label.pkl", "val_data.npy"]

@@ -131,3 +131,21 @@ def test_names_and_arrays_length_mismatch_is_an_error(tmp_path):
     (tmp_path / "pairs.pkl").write_bytes(pickle.dumps((NAMES, LABELS[:3])))
     with pytest.raises(data.DataFormatError, match="5 names but 3 labels"):
         data.read_label_pkl(tmp_path / "pairs.pkl")
+
+
+def test_an_empty_part_and_the_other_ntu_dataset_are_refused_before_anything_is_installed(tmp_path):
+    x = raw_samples(11)
+    write_stgcn(tmp_path / "empty", x)
+    np.save(tmp_path / "empty" / "train_data.npy", x[:0])
+    (tmp_path / "empty" / "train_label.pkl").write_bytes(pickle.dumps(([], [])))
+    with pytest.raises(data.DataFormatError, match=r"train_data.npy \(train\): no samples"):
+        convert_existing(tmp_path / "empty", "ntu60", "xsub", data_root=tmp_path / "out")
+    ntu120_names = NAMES[:4] + ["S018C001P045R001A061.skeleton"]
+    write_stgcn(tmp_path / "ntu120", x, names=ntu120_names)
+    with pytest.raises(data.DataFormatError, match=r"sample S018C001P045R001A061 is not part of NTU-60 .* pass "
+                                                   r"--dataset ntu120"):
+        convert_existing(tmp_path / "ntu120", "ntu60", "xsub", data_root=tmp_path / "out")
+    write_stgcn(tmp_path / "unnamed", x, names=[f"sample_{i}" for i in range(5)])
+    with pytest.raises(data.DataFormatError, match=r"NTU-60 arrays: their labels stay in 0..59 .* --dataset ntu60"):
+        convert_existing(tmp_path / "unnamed", "ntu120", "xsub", data_root=tmp_path / "out")
+    assert not (tmp_path / "out").exists()

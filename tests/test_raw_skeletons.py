@@ -1,5 +1,9 @@
 """tools/raw_skeletons.py: raw NTU RGB+D and PKU-MMD files -> benchmark splits."""
+import math
+import os
 import pickle
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -7,8 +11,11 @@ import pytest
 
 import data
 from bench.bench_data import plain_read_skeleton
-from tools.raw_skeletons import (PKU_VIEWS, SkeletonFormatError, convert_ntu, convert_pku, cut_instance, find_ntu_files,
-                                 pku_instances, pku_video_prefix, read_pku_skeleton, read_skeleton)
+from tools import raw_skeletons
+from tools.raw_skeletons import (PKU_VIEWS, SkeletonFormatError, WorkerError, _read_ntu_task, convert_ntu, convert_pku,
+                                 cut_instance, find_ntu_files, parallel_map, pku_instances, pku_video_prefix,
+                                 read_pku_skeleton, read_skeleton, to_stgcn_sample)
+from utils.files import SplitExistsError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -264,3 +271,296 @@ def test_pku_bad_skeleton_line_is_named(tmp_path):
     path.write_text("")
     with pytest.raises(SkeletonFormatError, match="zero frames"):
         read_pku_skeleton(path)
+
+
+# ---- 2s-AGCN's body selection and the quirks of real files ----------------------------------------------------
+
+def agcn_reference(path) -> np.ndarray:
+    """2s-AGCN's ntu_gendata `read_xyz` written out with plain loops (independent of tools/raw_skeletons.py):
+    the first 4 body slots, energy = sum over x, y, z of the std over the frames whose coordinates do not sum to
+    zero (all 25 joints of those frames), the 2 most energetic slots, most energetic first -> (3, T, 25, 2)."""
+    lines = iter(Path(path).read_text().splitlines())
+    num_frames = int(next(lines))
+    data = np.zeros((4, num_frames, 25, 3))
+    for t in range(num_frames):
+        for m in range(int(next(lines))):
+            next(lines)  # body info
+            for v in range(int(next(lines))):
+                x, y, z = (float(field) for field in next(lines).split()[:3])
+                if m < 4:
+                    data[m, t, v] = x, y, z
+    energy = []
+    for body in data:
+        frames = [t for t in range(num_frames) if sum(body[t].ravel()) != 0]
+        total = 0.0
+        for c in range(3):
+            values = [body[t, v, c] for t in frames for v in range(25)]
+            if values:
+                mean = sum(values) / len(values)
+                total += math.sqrt(sum((a - mean) ** 2 for a in values) / len(values))
+        energy.append(total)
+    index = np.argsort(energy, kind="stable")[::-1][:2]
+    return data[index].transpose(3, 1, 2, 0).astype(np.float32)
+
+
+UNMAPPED_LINES = ("-0.8071845 -1.301809 1.509615 78.52069 495.2916 NaN NaN 0 0 0 0 1",  # lines of real files
+                  "0 0 0 NaN NaN NaN NaN 0 1 0 0 0")
+
+
+def write_ntu(path, frames, newline="\r\n", trailing="", unmapped=()):
+    """An NTU `.skeleton` file as the Kinect tools write it: frames = per frame a list of (25, 3) xyz bodies
+    (an empty list = a frame without bodies); (t, m, v) in `unmapped` get NaN depth and colour columns."""
+    lines = [str(len(frames))]
+    for t, bodies in enumerate(frames):
+        lines.append(str(len(bodies)))
+        for m, xyz in enumerate(bodies):
+            lines += [f"72057594037931{t % 7}{m} 0 1 1 1 1 0 -0.2 0.3 2", "25"]
+            for v, (x, y, z) in enumerate(xyz):
+                pixels = ("NaN NaN NaN NaN" if (t, m, v) in unmapped else
+                          f"{200 + x * 50:.4f} {200 - y * 50:.4f} {960 + 500 * x:.4f} {540 - 500 * y:.4f}")
+                lines.append(f"{x:.7f} {y:.7f} {z:.7f} {pixels} 0.1 0.2 0.3 0.4 {1 + (v % 2)}")
+    Path(path).write_bytes((newline.join(lines) + newline + trailing).encode("ascii"))
+    return path
+
+
+def person(rng, T, spread=0.3, motion=0.01, at=(0.0, 0.0, 3.0)):
+    """(T, 25, 3) a body of the given joint spread and frame-to-frame motion around `at`."""
+    base = rng.normal(0, spread, (25, 3)) + np.array(at)
+    return base + np.cumsum(rng.normal(0, motion, (T, 25, 3)), axis=0)
+
+
+def selected(path):
+    """Our reader's rows for `path` in the ST-GCN layout (3, T, 25, 2)."""
+    return to_stgcn_sample(read_skeleton(path).xyz)
+
+
+def test_a_body_listed_in_one_frame_has_the_std_over_its_joints_as_in_2s_agcn(tmp_path):
+    rng = np.random.default_rng(10)
+    calm, moving = person(rng, 20, spread=0.05), person(rng, 20, spread=0.1)
+    flash = person(rng, 1, spread=0.8, at=(1.0, 0.0, 3.5))[0]  # listed in frame 10 only, joints far apart
+    frames = [[calm[t], moving[t]] + ([flash] if t == 10 else []) for t in range(20)]
+    path = write_ntu(tmp_path / "x.skeleton", frames)
+    expected = agcn_reference(path)
+    np.testing.assert_allclose(expected[:, 10, :, 0].T, flash, atol=1e-6)  # 2s-AGCN ranks it first...
+    np.testing.assert_allclose(expected[:, :, :, 1].transpose(1, 2, 0), moving, atol=1e-6)  # ...then `moving`
+    np.testing.assert_allclose(selected(path), expected, atol=1e-6)
+
+
+def test_frames_that_list_a_body_with_all_zero_joints_do_not_count(tmp_path):
+    rng = np.random.default_rng(11)
+    steady, late = person(rng, 30, spread=0.2), person(rng, 30, spread=0.05, at=(0.5, 0.0, 3.0))
+    late[:24] = 0  # listed in every frame, tracked only in the last 6: counting all 30 would make it "energetic"
+    path = write_ntu(tmp_path / "x.skeleton", [[steady[t], late[t]] for t in range(30)],
+                     unmapped={(t, 1, v) for t in range(24) for v in range(25)})
+    expected = agcn_reference(path)
+    np.testing.assert_allclose(expected[:, :, :, 0].transpose(1, 2, 0), steady, atol=1e-6)
+    np.testing.assert_allclose(selected(path), expected, atol=1e-6)
+
+
+def test_body_slots_beyond_the_fourth_are_ignored(tmp_path):
+    rng = np.random.default_rng(12)
+    bodies = [person(rng, 12, spread=s) for s in (0.05, 0.1, 0.3, 0.2, 1.5, 2.0)]  # slots 4, 5 would win
+    path = write_ntu(tmp_path / "x.skeleton", [[b[t] for b in bodies] for t in range(12)])
+    assert read_skeleton(path).bodies_per_frame.tolist() == [6] * 12
+    expected = agcn_reference(path)
+    np.testing.assert_allclose(expected[..., 0].transpose(1, 2, 0), bodies[2], atol=1e-6)
+    np.testing.assert_allclose(expected[..., 1].transpose(1, 2, 0), bodies[3], atol=1e-6)
+    np.testing.assert_allclose(selected(path), expected, atol=1e-6)
+
+
+def test_nan_depth_and_colour_mean_unknown_2d_position_and_the_sample_is_kept(tmp_path):
+    import prompts
+    rng = np.random.default_rng(13)
+    body = person(rng, 8)
+    body[5, 7] = 0  # a joint Kinect lost: x y z = 0 and no depth or colour position
+    unmapped = {(2, 0, 3), (2, 0, 4), (5, 0, 7)}
+    path = write_ntu(tmp_path / "S001C001P001R001A001.skeleton", [[body[t]] for t in range(8)], unmapped=unmapped)
+    lines = path.read_text().splitlines()  # 0-based index of joint v in frame t (one body): 4 + 28 t + v
+    assert lines[4 + 28 * 2 + 3].endswith("NaN NaN NaN NaN 0.1 0.2 0.3 0.4 2")  # frame 3, joint 4
+    lines[4 + 28 * 5 + 7] = UNMAPPED_LINES[1]                                  # frame 6, joint 8
+    lines[4 + 28 * 0 + 0] = UNMAPPED_LINES[0]                                  # frame 1, joint 1
+    path.write_text("\r\n".join(lines) + "\r\n")
+    body[0, 0] = -0.8071845, -1.301809, 1.509615
+    sk = read_skeleton(path)
+    np.testing.assert_allclose(sk.xyz[:, 0], body, atol=1e-6)
+    missing = np.isnan(sk.color_xy[:, 0]).any(axis=-1)  # (T, 25)
+    assert sorted(zip(*np.nonzero(missing))) == [(0, 0), (2, 3), (2, 4), (5, 7)]
+    box = prompts.skeleton_box(sk.color_xy[2])  # the person crop ignores the joints without a colour position
+    known = np.delete(sk.color_xy[2, 0], [3, 4], axis=0) / [1920, 1080]
+    assert box is not None and box[0] <= known[:, 0].min() and box[2] >= known[:, 0].max()
+    np.testing.assert_allclose(selected(path), agcn_reference(path), atol=1e-6)
+
+
+def quirk_files(raw):
+    """One generated file per quirk of real NTU files; names cover both parts of NTU-60 xsub and xview."""
+    rng = np.random.default_rng(14)
+    raw.mkdir(parents=True, exist_ok=True)
+    a, b = person(rng, 40, motion=0.02), person(rng, 40, motion=0.03, at=(0.8, 0.0, 3.2))
+    noise = [person(rng, 3, spread=0.02, at=(2.0, 0.5, 4.0)) for _ in range(3)]
+    gaps = [[a[t]] if t % 10 < 7 else [] for t in range(40)]  # frames with 0 bodies between frames with bodies
+    crowd = [[a[t], b[t]] + [n[t - 5 * k] for k, n in enumerate(noise) if 5 * k <= t < 5 * k + 3]
+             for t in range(40)]  # two people, plus short noisy bodies listed for 3 frames each
+    unmapped = {(t, m, v) for t in range(0, 40, 3) for m in range(2) for v in (3, 7, 11, 21)}
+    return [
+        write_ntu(raw / "S001C001P001R001A001.skeleton", [[a[t], b[t]] for t in range(40)], unmapped=unmapped),
+        write_ntu(raw / "S001C002P003R001A002.skeleton", [[a[t]] for t in range(40)], trailing="\r\n\r\n\r\n"),
+        write_ntu(raw / "S001C002P001R001A003.skeleton", gaps, newline="\n"),
+        write_ntu(raw / "S001C003P003R001A004.skeleton", crowd),
+        write_ntu(raw / "S001C001P003R002A005.skeleton", crowd, newline="\n", trailing="\n\n", unmapped=unmapped),
+    ]
+
+
+def test_real_file_quirks_convert_to_the_rows_of_2s_agcn(tmp_path):
+    paths = quirk_files(tmp_path / "raw")
+    report = convert_ntu(tmp_path / "raw", tmp_path / "out", ("ntu60",), workers=2)
+    assert report.corrupt == [] and sum(report.written[f"ntu60/xsub/{p}"] for p in ("train", "val")) == 5
+    expected = {p.stem: agcn_reference(p) for p in paths}
+    for split in ("xsub", "xview"):
+        for part in ("train", "val"):
+            folder = data.split_dir(tmp_path / "out", "ntu60", split)
+            names, _ = pickle.load(open(folder / f"{part}_label.pkl", "rb"))
+            rows = np.load(folder / f"{part}_data.npy")
+            for name, row in zip(names, rows):
+                T = expected[name.removesuffix(".skeleton")].shape[1]
+                np.testing.assert_allclose(row[:, :T], expected[name.removesuffix(".skeleton")], atol=1e-6)
+                assert not row[:, T:].any()
+    gaps = read_skeleton(paths[2])
+    assert gaps.bodies_per_frame.tolist()[:10] == [1] * 7 + [0] * 3 and not gaps.xyz[7:10].any()
+
+
+# ---- the corrupt-file catalogue -------------------------------------------------------------------------------
+
+def corrupt_catalogue(raw):
+    """Valid files covering every part of NTU-60 xsub/xview, and one corrupt file of each kind -> {name: why}."""
+    rng = np.random.default_rng(15)
+    raw.mkdir(parents=True, exist_ok=True)
+    for name in ("S001C001P001R001A001", "S001C002P003R001A002", "S001C003P001R001A003", "S001C001P003R001A004"):
+        write_skeleton(raw / f"{name}.skeleton", frames_of(random_motion(rng, 6)))
+    good = "\n".join(_good_lines(rng)) + "\n"
+
+    def edited(line_number, text, base=good):
+        lines = base.splitlines()
+        lines[line_number - 1] = text
+        return "\n".join(lines) + "\n"
+
+    kinds = {  # name: (content, expected reason); a good file has 1 + 6 * 28 = 169 lines
+        "S002C001P001R001A010": ("\n".join(good.splitlines()[:60]), "line 61: file ends early (truncated)"),
+        "S002C001P001R001A011": (edited(4, "24"), "line 4: expected 25 joints, found 24"),
+        "S002C001P001R001A012": (edited(10, "0.1 0.2 abc 200 200 970 560 0 0 0 0 2"),
+                                 "line 10: non-numeric value 'abc'"),
+        "S002C001P001R001A013": ("0\n", "line 1: zero frames"),
+        "S002C001P001R001A014": (edited(33, "0.1 inf 3.0 200 200 970 560 0 0 0 0 2"),
+                                 "line 33: non-finite joint value"),
+        "S002C001P001R001A015": ("", "line 1: file ends early (truncated): expected the frame count"),
+        "S002C001P001R001A016": (bytes(range(256)) * 4, "line 1: expected the frame count"),
+        "S002C001P001R001A017": (edited(1, "9"), "line 170: file ends early (truncated): expected the body count "
+                                                 "of frame 7"),
+        "S002C001P001R001A018": (edited(2, "-1"), "line 2: negative body count -1"),
+        "S002C001P001R001A019": (edited(12, "0.1 0.2 0.3 200 200"), "line 12: expected 12 values per joint, "
+                                                                    "found 5"),
+    }
+    for name, (content, _) in kinds.items():
+        path = raw / f"{name}.skeleton"
+        path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+    return {name: why for name, (_, why) in kinds.items()}
+
+
+def _good_lines(rng):
+    lines = ["6"]
+    for xyz in random_motion(rng, 6)[:, 0]:
+        lines += ["1", "72057594037931001 0 1 1 1 1 0 0.1 0.2 2", "25"]
+        lines += [f"{x:.6f} {y:.6f} {z:.6f} 200 200 970 560 0 0 0 0 2" for x, y, z in xyz]
+    return lines
+
+
+def test_corrupt_files_are_named_with_their_line_and_every_valid_file_is_kept(tmp_path):
+    expected = corrupt_catalogue(tmp_path / "raw")
+    report = convert_ntu(tmp_path / "raw", tmp_path / "out", ("ntu60",), workers=2)
+    found = {Path(file).stem: why for file, why in report.corrupt}
+    assert sorted(found) == sorted(expected)
+    for name, why in expected.items():
+        assert found[name].startswith(why), (name, found[name])
+    assert report.written["ntu60/xsub/train"] + report.written["ntu60/xsub/val"] == 4
+
+
+# ---- errors across processes, failing workers, the pool -------------------------------------------------------
+
+def test_errors_that_cross_a_process_boundary_unpickle_to_equal_messages():
+    errors = [SkeletonFormatError("S001C001P001R001A001.skeleton", 61, "file ends early (truncated)"),
+              data.DataFormatError("train_label.pkl: 3 names but 2 labels"),
+              data.DataNotFoundError("label file x not found"),
+              data.UnsafePickleError("x.pkl: refused to load: the pickle refers to posix.system"),
+              SplitExistsError("datasets/ntu60/xsub already holds a split (train_label.pkl); pass --force"),
+              WorkerError("S001C001P001R001A001.skeleton: RuntimeError: boom")]
+    for error in errors:
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error) and str(copy) == str(error)
+    copy = pickle.loads(pickle.dumps(errors[0]))
+    assert (copy.path, copy.line, copy.what) == ("S001C001P001R001A001.skeleton", 61, "file ends early (truncated)")
+
+
+def _explodes_on_one_file(path):
+    """A per-file task with a bug no format check foresees, on one file (pickled by reference into workers)."""
+    if "S002C001P007R001A005" in str(path):
+        raise RuntimeError("boom")
+    return _read_ntu_task(path)
+
+
+def _dies_on_three(item):
+    if item == 3:
+        os._exit(1)  # a worker killed outright (out of memory, a crash in C code)
+    return item
+
+
+def _parent_pid(_):
+    return os.getppid()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_worker_that_raises_unexpectedly_ends_the_conversion_naming_the_file(raw_ntu, tmp_path, monkeypatch,
+                                                                               workers):
+    raw, _, _ = raw_ntu
+    monkeypatch.setattr(raw_skeletons, "_read_ntu_task", _explodes_on_one_file)
+    started = time.perf_counter()
+    with pytest.raises(WorkerError, match=r"S002C001P007R001A005.skeleton: RuntimeError: boom \(at test_raw_"):
+        convert_ntu(raw, tmp_path / "out", ("ntu60",), workers=workers)
+    assert time.perf_counter() - started < 30
+    assert not list((tmp_path / "out").rglob("*.npy")) and not list((tmp_path / "out").rglob(".*tmp*"))
+
+
+def test_a_worker_that_dies_ends_the_map_with_an_error_instead_of_a_hang():
+    started = time.perf_counter()
+    with pytest.raises(WorkerError, match=r"a worker process failed on \d .*BrokenProcessPool"):
+        list(parallel_map(_dies_on_three, list(range(8)), 2, "test"))
+    assert time.perf_counter() - started < 30
+
+
+def test_workers_are_not_forked_from_the_calling_process():
+    threading.Thread(target=time.sleep, args=(2,), daemon=True).start()  # this process has threads
+    assert os.getpid() not in set(parallel_map(_parent_pid, list(range(4)), 2, "test"))
+
+
+# ---- split folders: never replaced without force, never empty ------------------------------------------------
+
+def test_an_existing_split_is_replaced_only_with_force_and_its_old_caches_go(raw_ntu, tmp_path):
+    raw, _, _ = raw_ntu
+    convert_ntu(raw, tmp_path / "out", ("ntu60",), workers=1)
+    folder = data.split_dir(tmp_path / "out", "ntu60", "xsub")
+    data.load_split(tmp_path / "out", "ntu60", "xsub", "train", frames=20)
+    before = (folder / "train_label.pkl").read_bytes()
+    with pytest.raises(SplitExistsError, match=r"ntu60/xsub already holds a split .*pass --force"):
+        convert_ntu(raw, tmp_path / "out", ("ntu60",), workers=1)
+    assert (folder / "train_label.pkl").read_bytes() == before and (folder / "train_data.aimclr_T20.npy").exists()
+    convert_ntu(raw, tmp_path / "out", ("ntu60",), workers=1, force=True)
+    assert not (folder / "train_data.aimclr_T20.npy").exists()  # its rows were replaced
+
+
+def test_a_split_part_without_samples_is_refused_where_it_is_made(tmp_path):
+    rng = np.random.default_rng(16)
+    (tmp_path / "raw").mkdir()
+    for name in ("S001C001P003R001A001", "S001C002P006R001A002"):  # subjects 3 and 6: xsub test subjects only
+        write_skeleton(tmp_path / "raw" / f"{name}.skeleton", frames_of(random_motion(rng, 5)))
+    with pytest.raises(data.DataFormatError, match=r"the 2 sample files found give no sample to ntu60 xsub train; "
+                                                   r".*nothing was written; .*--dataset"):
+        convert_ntu(tmp_path / "raw", tmp_path / "out", ("ntu60",), workers=1)
+    assert not (tmp_path / "out").exists()

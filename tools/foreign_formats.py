@@ -21,8 +21,10 @@ import numpy as np
 from tqdm import tqdm
 
 from data import (DATASETS, MAX_BODIES, MAX_FRAMES, NTU_NAME, NUM_JOINTS, PARTS, as_int_labels, check_choice,
-                  check_split, ntu_in_dataset, ntu_is_train, num_classes, read_label_pkl, split_dir, write_labels)
-from utils.files import ArrayFile, DataFormatError, DataNotFoundError, NpyRowWriter, atomic_path, safe_load_pickle
+                  check_split, ntu_in_dataset, ntu_is_train, num_classes, read_label_pkl, remove_part_arrays,
+                  sample_name, split_dir, write_labels)
+from utils.files import (ArrayFile, DataFormatError, DataNotFoundError, NpyRowWriter, atomic_path, refuse_to_overwrite,
+                         safe_load_pickle)
 
 
 @dataclasses.dataclass
@@ -94,16 +96,30 @@ def read_ctrgcn_npz(path, dataset=None, split=None, names_file=None) -> dict[str
 
     The file holds no sample names. With `names_file` (e.g. CTR-GCN's statistics/skes_available_name.txt, the
     list its arrays were made from) the names are recovered in that order; without it they are positional
-    (`NTU60_CS/train/000000`) and prompts cannot be matched to samples by name.
+    (`NTU60_CS/train/000000`, with a warning) and prompts cannot be matched to samples by name. A file named
+    as CTR-GCN names them must be given its own dataset and split, and one-hot labels must have its class count.
     """
     path = Path(path)
-    dataset, split = (dataset, split) if dataset and split else CTRGCN_SPLITS.get(path.stem, (dataset, split))
+    known = CTRGCN_SPLITS.get(path.stem)
+    if known and (dataset not in (None, known[0]) or split not in (None, known[1])):
+        raise DataFormatError(f"{path.name} is CTR-GCN's {known[0]} {known[1]} file (by its name), but --dataset "
+                              f"{dataset}{f' --split {split}' if split else ''} was given: pass --dataset {known[0]}"
+                              f"{' and leave out --split' if split else ''}")
+    dataset, split = known or (dataset, split)
     if not dataset or not split:
         raise DataFormatError(f"{path}: pass --dataset and --split (the name is not one of {list(CTRGCN_SPLITS)})")
     listed = None
     if names_file:
+        if not Path(names_file).is_file():
+            raise DataNotFoundError(f"--names {names_file} not found: pass CTR-GCN's statistics/"
+                                    f"skes_available_name.txt (the list its arrays were made from)")
         text = Path(names_file).read_text(errors="replace")
         listed = [m.group(0) for m in NTU_NAME.finditer(text) if ntu_in_dataset(m.group(0), dataset)]
+    else:
+        print(f"warning: {path.name} holds no sample names and --names was not given: samples are named by "
+              f"position ({path.stem}/train/000000, ...), so prompts keyed by NTU sample names cannot be matched "
+              f"to them; pass --names statistics/skes_available_name.txt (CTR-GCN's list) to keep the names",
+              file=sys.stderr)
     parts = {}
     with np.load(path) as npz:
         y = {key: np.asarray(npz[key]) for key in ("y_train", "y_test")}
@@ -111,6 +127,9 @@ def read_ctrgcn_npz(path, dataset=None, split=None, names_file=None) -> dict[str
         array = ArrayFile.npz_member(path, f"x_{key}")
         if len(array.shape) != 3 or array.shape[2] != 2 * NUM_JOINTS * 3:
             raise DataFormatError(f"{path}: x_{key} has shape {array.shape}, expected (N, T, 150)")
+        if y[f"y_{key}"].ndim == 2 and y[f"y_{key}"].shape[1] != num_classes(dataset):
+            raise DataFormatError(f"{path}: y_{key} is one-hot over {y[f'y_{key}'].shape[1]} classes but "
+                                  f"--dataset {dataset} has {num_classes(dataset)}: pass the dataset it was made for")
         labels = y[f"y_{key}"].argmax(axis=1) if y[f"y_{key}"].ndim == 2 else y[f"y_{key}"]
         if listed is not None:
             names = [n for n in listed if ntu_is_train(n, dataset, split) == (part == "train")]
@@ -187,29 +206,59 @@ def open_existing(path, fmt=None, dataset=None, split=None, labels=None, names_f
     return {split: read_stgcn_folder(folder, fmt, labels)}
 
 
+def check_ntu_dataset(parts: dict, dataset: str, where) -> None:
+    """Refuse NTU arrays given as the other NTU dataset: a sample outside NTU-60 for ntu60; for ntu120, arrays
+    whose every name is an NTU-60 one or whose labels stay in NTU-60's 0..59."""
+    names = [sample_name(n) for existing in parts.values() for n in existing.names]
+    if dataset == "ntu60":
+        outside = next((n for n in names if NTU_NAME.fullmatch(n) and not ntu_in_dataset(n, "ntu60")), None)
+        if outside:
+            raise DataFormatError(f"{where}: sample {outside} is not part of NTU-60 (setups S001-S017, actions "
+                                  f"A001-A060): these are NTU-120 arrays, pass --dataset ntu120")
+    if dataset == "ntu120" and names:
+        labels = np.concatenate([existing.labels for existing in parts.values()])
+        if all(NTU_NAME.fullmatch(n) and ntu_in_dataset(n, "ntu60") for n in names):
+            reason = "every sample name is an NTU-60 one (setups S001-S017, actions A001-A060)"
+        elif labels.max() < num_classes("ntu60"):
+            reason = f"their labels stay in {labels.min()}..{labels.max()} (NTU-60 has 60 classes, NTU-120 120)"
+        else:
+            return
+        raise DataFormatError(f"{where}: --dataset ntu120 given for NTU-60 arrays: {reason}; pass --dataset ntu60")
+
+
 def convert_existing(path, dataset: str, split=None, fmt=None, data_root="datasets", labels=None,
-                     names_file=None, copy=False, chunk=256) -> list[Path]:
+                     names_file=None, copy=False, chunk=256, force=False) -> list[Path]:
     """Install arrays users already have as datasets/<dataset>/<split>/ (checked first; nothing half-written).
 
     300-frame float32 arrays are symlinked (or copied with copy=True) as `{part}_data.npy`; AimCLR's 50-frame
     arrays become the `aimclr_T50` training cache directly; CTR-GCN and pyskl rows are rewritten (transposed)
-    into the ST-GCN layout. Label files are rewritten after the checks.
+    into the ST-GCN layout. Label files are rewritten after the checks. Refused before anything is written: an
+    existing split (unless `force`; its old arrays and caches are then deleted), an empty part, arrays of the
+    other NTU dataset.
     """
     check_choice("dataset", dataset, DATASETS)
-    written = []
-    for found_split, parts in open_existing(path, fmt, dataset, split, labels, names_file).items():
-        found_split = found_split or split
-        if found_split is None:
+    if split is not None and split not in DATASETS[dataset]:
+        raise DataFormatError(f"--split {split} is not a split of {dataset}: choose {', '.join(DATASETS[dataset])}")
+    found = open_existing(path, fmt, dataset, split, labels, names_file)
+    for found_split, parts in found.items():
+        if (found_split or split) is None:
             raise DataFormatError(f"{path}: pass --split ({', '.join(DATASETS[dataset])})")
-        folder = split_dir(data_root, dataset, found_split)
+        check_ntu_dataset(parts, dataset, path)
         for part, existing in parts.items():
             check_split(existing.names, existing.labels, existing.shape, num_classes(dataset),
                         f"{existing.source} ({part})")
+        folder = split_dir(data_root, dataset, found_split or split)
+        refuse_to_overwrite([folder / f"{part}_{kind}" for part in parts for kind in ("label.pkl", "data.npy")],
+                            force)
+    written = []
+    for found_split, parts in found.items():
+        folder = split_dir(data_root, dataset, found_split or split)
         for part, existing in parts.items():
             target = folder / (f"{part}_data.{existing.preprocessed}.npy" if existing.preprocessed
                                else f"{part}_data.npy")
             _install_rows(existing, target, copy, chunk)
             write_labels(folder / f"{part}_label.pkl", existing.names, existing.labels)
+            remove_part_arrays(folder, part, keep=[target, existing.source])
             written.append(target)
     return written
 

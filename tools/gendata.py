@@ -1,7 +1,8 @@
 """The data command line: raw NTU RGB+D / PKU-MMD -> benchmark splits, arrays of other codebases, the demo.
 
 Each command writes split folders datasets/<dataset>/<split>/ (data.py) and then builds their training caches
-(--frames, --normalization; --no-cache skips them). The work is done by tools/raw_skeletons.py (ntu, pku),
+(--frames, --normalization; --no-cache skips them); a split that exists is replaced only with --force. Mistakes
+end in one `error: ...` line that names the flag or command that fixes them. The work is done by tools/raw_skeletons.py (ntu, pku),
 tools/foreign_formats.py (convert) and demo/world.py (demo); `info` lists what is prepared.
 
     python tools/gendata.py demo
@@ -23,9 +24,13 @@ import numpy as np  # noqa: E402
 from data import DATASETS, NORMALIZATIONS, PARTS, load_split, make_command, read_label_pkl, split_dir  # noqa: E402
 from demo.world import prepare_demo  # noqa: E402
 from tools.foreign_formats import FORMATS, convert_existing  # noqa: E402
-from tools.raw_skeletons import SkeletonFormatError, convert_ntu, convert_pku  # noqa: E402
+from tools.raw_skeletons import SkeletonFormatError, WorkerError, convert_ntu, convert_pku  # noqa: E402
 from utils.config import add_arguments, from_args, setting  # noqa: E402
-from utils.files import DataFormatError, DataNotFoundError, UnsafePickleError  # noqa: E402
+from utils.files import DataFormatError, UnsafePickleError  # noqa: E402
+
+# What a command reports as one `error: ...` line (no traceback): missing or existing files, bad contents, a
+# worker that failed (OSError covers DataNotFoundError and SplitExistsError).
+USER_ERRORS = (OSError, DataFormatError, SkeletonFormatError, UnsafePickleError, WorkerError)
 
 
 @dataclass
@@ -40,6 +45,7 @@ class CacheConfig(DataRootConfig):
     frames: int = setting(50, "T of the training cache built afterwards")
     normalization: str = setting("aimclr", "normalisation of the training cache built afterwards", NORMALIZATIONS)
     cache: bool = setting(True, "build the training caches (--no-cache: write only the ST-GCN layout)")
+    force: bool = setting(False, "replace splits that exist already (their old training caches are deleted)")
 
 
 @dataclass
@@ -99,20 +105,30 @@ def _build_caches(data_root, written: Iterable[str], frames: int, normalization:
 
 
 def _info(data_root, datasets) -> None:
-    """One line per split part: its samples, classes and arrays, or the command that makes it."""
+    """One line per split part: its samples, classes and arrays, or what is wrong and the command that makes it."""
     for dataset in datasets:
         for split in DATASETS[dataset]:
             folder = split_dir(data_root, dataset, split)
+            remake = make_command(data_root, dataset, split).splitlines()[0]
+            replace = (f"{remake} --force" if dataset != "demo" else
+                       f"delete {os.path.join(data_root, 'demo')} and run {remake}")
             for part in PARTS:
                 label_path = folder / f"{part}_label.pkl"
+                head = f"{dataset:7s} {split:5s} {part:5s}"
                 if not label_path.is_file():
-                    print(f"{dataset:7s} {split:5s} {part:5s}  missing: "
-                          f"{make_command(data_root, dataset, split).splitlines()[0]}")
+                    print(f"{head}  missing: {remake}")
                     continue
-                names, labels = read_label_pkl(label_path)
+                try:
+                    names, labels = read_label_pkl(label_path)
+                except (DataFormatError, UnsafePickleError) as error:
+                    print(f"{head}  unreadable ({error}); remake it: {replace}")
+                    continue
                 arrays = sorted(p.name for p in folder.glob(f"{part}_data*.npy"))
-                print(f"{dataset:7s} {split:5s} {part:5s}  {len(names):6d} samples, {len(np.unique(labels)):3d} "
-                      f"classes, labels {labels.min()}..{labels.max()}  [{', '.join(arrays)}]")
+                if not len(names):
+                    print(f"{head}       0 samples: empty, remake it: {replace}  [{', '.join(arrays)}]")
+                    continue
+                print(f"{head}  {len(names):6d} samples, {len(np.unique(labels)):3d} classes, labels "
+                      f"{labels.min()}..{labels.max()}  [{', '.join(arrays)}]")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,7 +164,8 @@ def main(argv=None) -> None:
             _info(config.data_root, config.dataset)
             return
         if args.command == "ntu":
-            report = convert_ntu(config.raw, config.data_root, tuple(config.dataset), config.missing, config.workers)
+            report = convert_ntu(config.raw, config.data_root, tuple(config.dataset), config.missing, config.workers,
+                                 config.force)
             written = report.written
             print(report.summary())
         elif args.command == "pku":
@@ -156,17 +173,17 @@ def main(argv=None) -> None:
             if not splits:
                 parser.error("pku: give --xsub and/or --xview split files")
             report = convert_pku(config.phase, config.skeletons, config.labels, splits, config.data_root,
-                                 config.workers)
+                                 config.workers, config.force)
             written = report.written
             print(report.summary())
         else:
             targets = convert_existing(config.path, config.dataset, config.split, config.format, config.data_root,
-                                       config.labels, config.names, config.copy)
+                                       config.labels, config.names, config.copy, force=config.force)
             written = [f"{config.dataset}/{t.parent.name}/{t.name.split('_')[0]}" for t in targets]
             print("\n".join(f"  {t}" for t in targets))
         if config.cache:
             _build_caches(config.data_root, written, config.frames, config.normalization)
-    except (DataNotFoundError, DataFormatError, SkeletonFormatError, UnsafePickleError) as error:
+    except USER_ERRORS as error:
         sys.exit(f"error: {error}")
 
 

@@ -4,6 +4,7 @@
   `move_into_place`), so a kill at any moment leaves the old file or the new one, never half of one; a file
   written over a long time (prompts.py's resumable cache) is finished with `move_into_place` itself;
 - `write_text`, `write_json`, `save_torch`, `save_figure`: the usual writes, made atomic;
+- `refuse_to_overwrite`: a split is replaced only with --force;
 - `safe_load_pickle`: pickles of plain containers and numpy arrays only (loading a pickle can run code);
 - `ArrayFile`, `NpyRowWriter`: (N, ...) arrays read and written row by row with preadv/pwrite, memory flat.
 Not a paper concept: plumbing for data.py, prompts.py, train.py and evaluate.py.
@@ -32,6 +33,18 @@ class DataFormatError(ValueError):
 
 class UnsafePickleError(pickle.UnpicklingError):
     """A pickle asked for something other than plain containers, strings, numbers and numpy arrays."""
+
+
+class SplitExistsError(FileExistsError):
+    """A command would replace a split that exists; the message names --force."""
+
+
+def refuse_to_overwrite(paths, force: bool) -> None:
+    """SplitExistsError naming the first of `paths` that exists, unless `force` (nothing is written before this)."""
+    existing = [Path(p) for p in paths if os.path.lexists(p)]
+    if existing and not force:
+        raise SplitExistsError(f"{existing[0].parent} already holds a split ({existing[0].name}); nothing was "
+                               f"written: pass --force to replace it")
 
 
 @contextlib.contextmanager
