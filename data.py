@@ -312,15 +312,6 @@ def preprocessed_path(data_path, frames: int, normalization: str) -> Path:
     return data_path.with_name(f"{data_path.stem}.{normalization}_T{frames}.npy")
 
 
-def remove_part_arrays(folder, part: str, keep=()) -> None:
-    """Delete `{part}_data*.npy` (rows and training caches) in a split folder, except the paths in `keep`: a
-    replaced split's caches must not outlive its rows (a cache is reused while it is newer than its source)."""
-    keep = {Path(p).resolve() for p in keep}
-    for old in Path(folder).glob(f"{part}_data*.npy"):
-        if old.resolve() not in keep:
-            old.unlink()
-
-
 def build_preprocessed(data_path, names, frames=50, normalization="aimclr", chunk=256) -> Path:
     """Preprocess a 300-frame `.npy` chunk by chunk into its cache (atomic; memory stays flat)."""
     source, target = ArrayFile.open(data_path), preprocessed_path(data_path, frames, normalization)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import data
+from utils import files
 from tools.foreign_formats import convert_existing
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -234,5 +235,5 @@ def test_replacing_a_split_part_deletes_its_old_rows_and_caches_only(tmp_path):
     for name in ("train_data.npy", "train_data.aimclr_T50.npy", "train_data.none_T64.npy", "val_data.npy",
                  "train_label.pkl"):
         (tmp_path / name).write_bytes(b"x")
-    data.remove_part_arrays(tmp_path, "train", keep=[tmp_path / "train_data.npy"])
+    files.remove_part_arrays(tmp_path, "train", keep=[tmp_path / "train_data.npy"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train_data.npy", "train_label.pkl", "val_data.npy"]

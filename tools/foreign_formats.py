@@ -21,10 +21,10 @@ import numpy as np
 from tqdm import tqdm
 
 from data import (DATASETS, MAX_BODIES, MAX_FRAMES, NTU_NAME, NUM_JOINTS, PARTS, as_int_labels, check_choice,
-                  check_split, ntu_in_dataset, ntu_is_train, num_classes, read_label_pkl, remove_part_arrays,
+                  check_split, ntu_in_dataset, ntu_is_train, num_classes, read_label_pkl,
                   sample_name, split_dir, write_labels)
 from utils.files import (ArrayFile, DataFormatError, DataNotFoundError, NpyRowWriter, atomic_path, refuse_to_overwrite,
-                         safe_load_pickle)
+                         remove_part_arrays, safe_load_pickle)
 
 
 @dataclasses.dataclass

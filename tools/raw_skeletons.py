@@ -33,9 +33,10 @@ import numpy as np
 from tqdm import tqdm
 
 from data import (DATASETS, MAX_BODIES, MAX_FRAMES, NTU_NAME, NUM_JOINTS, PARTS, RESOURCES, check_choice,
-                  ntu_in_dataset, ntu_is_train, parse_ntu_name, read_missing_list, remove_part_arrays, sample_name,
+                  ntu_in_dataset, ntu_is_train, parse_ntu_name, read_missing_list, sample_name,
                   split_dir, write_labels)
-from utils.files import DataFormatError, DataNotFoundError, NpyRowWriter, refuse_to_overwrite, write_text
+from utils.files import (DataFormatError, DataNotFoundError, NpyRowWriter, refuse_to_overwrite, remove_part_arrays,
+                         write_text)
 
 
 class SkeletonFormatError(ValueError):

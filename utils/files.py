@@ -311,3 +311,10 @@ class ArrayFile:
         return {k: v for k, v in self.__dict__.items() if k not in ("_descriptor", "_pid")}
 
 
+def remove_part_arrays(folder, part: str, keep=()) -> None:
+    """Delete `{part}_data*.npy` (rows and training caches) in a split folder, except the paths in `keep`: a
+    replaced split's caches must not outlive its rows (a cache is reused while it is newer than its source)."""
+    keep = {Path(p).resolve() for p in keep}
+    for old in Path(folder).glob(f"{part}_data*.npy"):
+        if old.resolve() not in keep:
+            old.unlink()
