@@ -288,7 +288,9 @@ def read_checkpoint(path):
         with warnings.catch_warnings(action="ignore"):  # torch warns about pickle protocols before it refuses
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        if "Weights only load failed" in str(error):
+        with open(path, "rb") as f:  # torch.save writes a zip archive (b"PK"); older versions a pickle (b"\x80")
+            pickled = f.read(2)[:1] in (b"P", b"\x80")
+        if pickled and "Weights only load failed" in str(error):
             found = re.search(r"GLOBAL ([\w.]+)", str(error))
             raise CheckpointMismatchError(
                 f"refused to load {path}: it holds {found[1] if found else 'pickle data'} beyond what torch.load("
