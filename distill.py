@@ -279,21 +279,17 @@ class C2VLLoss(nn.Module):
         self.log_logit_scale.clamp_(*LOG_LOGIT_SCALE_RANGE)
 
     def _check(self, Z, P, index, epoch, epochs):
+        if index.dim() != 1 or index.dtype.is_floating_point:
+            raise TypeError(f"C2VLLoss: index must be (B,) integer dataset indices, got {index.dtype} "
+                            f"{tuple(index.shape)}")
+        B = index.shape[0]
         for name, d in (("Z", Z), ("P", P)):
             if set(d) != set(self.modalities):
                 raise KeyError(f"C2VLLoss({self.modalities}): {name} has keys {sorted(d)}, expected {self.modalities}")
-        if index.dim() != 1 or index.dtype.is_floating_point:
-            raise TypeError(
-                f"C2VLLoss: index must be (B,) integer dataset indices, got {index.dtype} {tuple(index.shape)}"
-            )
-        B = index.shape[0]
-        for name, d in (("Z", Z), ("P", P)):
             for m, x in d.items():
                 if tuple(x.shape) != (B, self.dim):
-                    raise ValueError(
-                        f"C2VLLoss: {name}[{m!r}] has shape {tuple(x.shape)}, expected (B, D) = ({B}, {self.dim}) "
-                        f"with B = len(index) = {tuple(index.shape)}"
-                    )
+                    raise ValueError(f"C2VLLoss: {name}[{m!r}] has shape {tuple(x.shape)}, expected (B, D) = "
+                                     f"({B}, {self.dim}) with B = len(index) = {tuple(index.shape)}")
         if not 1 <= epoch <= epochs:
             raise ValueError(f"C2VLLoss: epoch must be 1-based in 1..{epochs}, got {epoch}")
 
@@ -323,16 +319,17 @@ class C2VLLoss(nn.Module):
             loss, per_modality = c2vl_loss(batch.S, batch.T, self.lambdas)
         if self.training:
             self.bank.write(index, {m: Z[m].detach() for m in self.modalities})  # every rank: the global batch
-        own = torch.arange(index.shape[0], device=loss.device)
-        hits = [(batch.S[m][0].detach().argmax(dim=1) == own).float().mean() for m in self.modalities]  # s -> m
-        values = torch.stack([loss.detach(), self.logit_scale.detach(), batch.has_teacher.float().mean()]
-                             + [per_modality[m].detach() for m in self.modalities] + hits).tolist()
-        info = {"loss": values[0], "logit_scale": values[1], "teacher_fraction": values[2],
-                "alpha_e": batch.alpha_e, "global_batch": int(index.shape[0])}
-        k = len(self.modalities)
-        info.update({f"loss_{m}": v for m, v in zip(self.modalities, values[3:3 + k])})
-        # In-batch retrieval: how often skeleton i's nearest prompt is its own (chance 1/N).
-        info.update({f"retrieval_{m}": v for m, v in zip(self.modalities, values[3 + k:])})
+        own, per = torch.arange(index.shape[0], device=loss.device), {}  # diagnostics, one host transfer with the rest
+        for m in self.modalities:
+            T, p = batch.T[m][0], F.normalize(P[m].detach().float(), dim=1).to(loss.device)  # (N, N), (B, D)
+            per[f"loss_{m}"] = per_modality[m].detach()
+            per[f"retrieval_{m}"] = (batch.S[m][0].detach().argmax(dim=1) == own).float().mean()  # chance 1/N
+            per[f"target_entropy_{m}"] = -torch.special.xlogy(T, T).sum(dim=1).mean()  # nats: I -> 0, uniform ln N
+            per[f"prompt_cosine_{m}"] = (p.sum(0) @ p.sum(0) - len(p)) / max(len(p) * (len(p) - 1), 1)  # i != j
+        values = torch.stack([loss.detach(), self.logit_scale.detach(), batch.has_teacher.float().mean(),
+                              *per.values()]).tolist()
+        info = dict(zip(["loss", "logit_scale", "teacher_fraction", *per], values), alpha_e=batch.alpha_e,
+                    global_batch=int(index.shape[0]))
         return loss, info
 
     @torch.no_grad()

@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from distill import MODALITIES, pool_prompts  # P1, the same pooling training ap
 from utils.config import add_arguments, from_args, setting
 from utils.distributed import DEVICES, resolve_device
 from utils.files import atomic_path, move_into_place, write_json
+from utils.diagnostics import prompt_health
 from utils.frames import FrameSourceError, open_frame_source
 from utils.imports import MissingExtraError, import_open_clip
 
@@ -556,6 +558,8 @@ class EncodeConfig(SplitConfig):
             else:
                 encode_vision(prompts, out, open_source, clip, self.model, self.pretrained, **kwargs)
             print(f"{part} {modality}: {report}\n  -> {out}")
+            for warning in prompt_health({modality: np.load(out, mmap_mode="r")}):
+                print(f"warning: {warning}", file=sys.stderr)
 
     def missing_prompts_message(self, missing: list[tuple[str, Path]]) -> str:
         lacking, split = sorted({m for m, _ in missing}), f"--dataset {self.dataset} --split {self.split}"

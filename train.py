@@ -37,6 +37,7 @@ from distill import C2VLLoss, DistillConfig, ProjectionHead
 from skeleton_gcn import STGCN, CheckpointMismatchError, read_checkpoint
 from utils.config import add_arguments, check_choices, from_args, setting
 from utils.batches import GlobalBatchSampler, TrainSetupError, make_batches
+from utils.diagnostics import prompt_health
 from utils.distributed import DEVICES, barrier, convert_global_batchnorm, resolve_device, setup_distributed
 from utils.files import save_torch, write_json, write_text
 from utils.plots import plot_alpha_schedule, plot_curves, plot_soft_targets
@@ -322,6 +323,8 @@ def pretrain(config, distill_config):
                                 config.normalization)
     modalities = prompt_modalities(config)
     features, present = load_prompt_caches(config, train_set.names, modalities)
+    for warning in prompt_health(features) if rank == 0 else []:
+        print(f"warning: {warning}", file=sys.stderr)
     indices = np.flatnonzero(present).tolist()
     if len(indices) < len(train_set):
         print(f"training on the {len(indices)} of {len(train_set)} samples that have prompts (--allow-partial)",

@@ -345,6 +345,19 @@ def test_in_batch_retrieval_counts_skeletons_whose_nearest_prompt_is_their_own()
     assert info["retrieval_vision"] == info["retrieval_language"] == 1.0
 
 
+def test_logged_target_entropy_and_prompt_cosine():
+    Z, P = batch(71)
+    _, info = C2VLLoss(DistillConfig(beta=0.0, alpha_T=0.0), NUM, D)(Z, P, torch.arange(B), 1, 2)
+    assert info["target_entropy_vision"] == pytest.approx(0.0, abs=1e-6)  # targets I: no entropy
+    same = {m: P[m][:1].expand(B, D) for m in BOTH}
+    _, info = C2VLLoss(DistillConfig(beta=1.0, alpha_T=0.0), NUM, D)(Z, same, torch.arange(B), 1, 2)
+    assert info["prompt_cosine_vision"] == pytest.approx(1.0, abs=1e-5)
+    assert info["target_entropy_language"] == pytest.approx(math.log(B), abs=1e-5)  # identical prompts: uniform
+    orthogonal = {m: torch.eye(B, D) for m in BOTH}
+    _, info = C2VLLoss(DistillConfig(), NUM, D)(Z, orthogonal, torch.arange(B), 1, 2)
+    assert info["prompt_cosine_language"] == pytest.approx(0.0, abs=1e-6)
+
+
 def test_logit_scale_has_a_floor_of_1_so_training_cannot_die_at_t_0():
     loss_fn = C2VLLoss(DistillConfig(), NUM, D)
     with torch.no_grad():

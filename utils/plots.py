@@ -63,8 +63,8 @@ def plot_curves(out):
 
     history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
     metrics = json.loads((out / "metrics.json").read_text())
-    fig = Figure(figsize=(10, 4), layout="tight")
-    ax_loss, ax_acc = fig.subplots(1, 2)
+    fig = Figure(figsize=(15, 4), layout="tight")
+    ax_loss, ax_acc, ax_health = fig.subplots(1, 3)
     epochs = [h["epoch"] for h in history]
     for key in [k for k in history[0] if k.startswith("loss")]:
         ax_loss.plot(epochs, [h[key] for h in history], label=key)
@@ -80,4 +80,8 @@ def plot_curves(out):
         ax_acc.plot(epochs, [100 * h[key] for h in history], "--", label=f"in-batch {key} (train, skeleton -> prompt)")
     ax_acc.set(xlabel="epoch", ylabel="top-1 (%)", title="accuracy")
     ax_acc.legend()
+    for key in [k for k in history[0] if k.startswith(("target_entropy_", "prompt_cosine_"))]:
+        ax_health.plot(epochs, [h[key] for h in history], label=key)
+    ax_health.set(xlabel="pretraining epoch", title="target entropy (nats) and in-batch prompt cosine")
+    ax_health.legend(fontsize=7)
     save_figure(fig, out / "curves.png", dpi=100)
