@@ -77,9 +77,9 @@ def plot_curves(out):
         e, acc = zip(*metrics["linear_history"])
         ax_acc.plot(e, acc, label="linear evaluation top-1 (by linear epoch)")
     for key in [k for k in history[0] if k.startswith("retrieval_")]:  # chance: 100 / global batch
-        ax_acc.plot(epochs, [100 * h[key] for h in history], "--", label=f"in-batch {key} (train, skeleton -> prompt)")
+        ax_acc.plot(epochs, [100 * h[key] for h in history], "--", label=f"{key} (in-batch, train)")
     ax_acc.set(xlabel="epoch", ylabel="top-1 (%)", title="accuracy")
-    ax_acc.legend()
+    ax_acc.legend(fontsize=7)
     for key in [k for k in history[0] if k.startswith(("target_entropy_", "prompt_cosine_"))]:
         ax_health.plot(epochs, [h[key] for h in history], label=key)
     ax_health.set(xlabel="pretraining epoch", title="target entropy (nats) and in-batch prompt cosine")
