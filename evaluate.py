@@ -1,8 +1,7 @@
 """Skeleton-only evaluation of a C2VL encoder: the field's protocols (docs/method.md §9) and zero-shot in CLIP space.
 
-C2VL is judged on the 256-d feature f(x) of its ST-GCN alone; the prompts, the heads and CLIP are gone at test
-time. This file loads any ST-GCN encoder (C2VL's encoder.pt, a published ST-GCN classifier, an AimCLR/CrosSCLR
-`encoder_q`) and runs, on one benchmark split (train part -> val part):
+C2VL is judged on the 256-d feature f(x) of its ST-GCN alone (skeleton_gcn.build_encoder loads any ST-GCN
+checkpoint). On one benchmark split (train part -> val part):
 
     linear        frozen f in eval(), one linear layer W on f(x), cross-entropy; SGD momentum 0.9, lr 3.0,
                   weight decay 0, batch 128, 100 epochs, lr x 0.1 after epoch 80, no augmentation
@@ -24,11 +23,8 @@ time. This file loads any ST-GCN encoder (C2VL's encoder.pt, a published ST-GCN 
                   (R@k, equal to top-k by construction), ranking the skeletons per class text gives
                   text->skeleton mean average precision.
 
-Every run writes metrics.json (with per-class accuracy), a confusion-matrix PNG per classifier and an embedding
-map of the test features coloured by class. `python evaluate.py --help` for the command line.
-
-What this file does not do: pretraining (train.py), data preparation (tools/gendata.py), CLIP features of prompts
-(prompts.py), augmentation of any kind (none of these protocols uses it).
+Writes metrics.json (with per-class accuracy), confusion-matrix PNGs and an embedding map of the test features.
+Not here: pretraining (train.py), data preparation (tools/gendata.py), prompt features (prompts.py), augmentation.
 """
 from __future__ import annotations
 
@@ -53,7 +49,8 @@ from prompts import CLI_ERRORS, class_text_features
 from skeleton_gcn import CheckpointMismatchError, build_encoder, load_checkpoint, read_checkpoint
 from utils.config import add_arguments, check_choices, from_args, setting
 from utils.distributed import DEVICES, resolve_device
-from utils.files import save_figure, write_json
+from utils.files import write_json
+from utils.plots import plot_confusion, plot_embedding
 
 PROTOCOLS = ("linear", "knn", "semi", "zeroshot")
 KNN_TEMPERATURE = 0.07
@@ -97,6 +94,8 @@ class EvalConfig:
     semi_epochs: int = setting(100, "fine-tuning epochs (Reconstruction: the recipe is ours, see semi_supervised)")
     semi_lr: float = setting(0.1, "fine-tuning SGD learning rate")
     semi_batch_size: int = setting(128, "fine-tuning batch")
+    recalibrate_bn: bool = setting(False, "re-estimate BatchNorm statistics on the training split first (the fair "
+                                   "frozen baseline of a randomly initialised encoder)")
 
     def __post_init__(self):
         check_choices(self)
@@ -120,6 +119,20 @@ class EvalConfig:
 # ----------------------------------------------------------------------------------------------------------------
 # Features of the frozen encoder (skeleton_gcn.build_encoder loads any ST-GCN checkpoint)
 # ----------------------------------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def recalibrate_batchnorm(encoder, dataset, batch_size=256, device="cpu"):
+    """Every BatchNorm's running mean and variance re-estimated over one pass of `dataset` (cumulative average; no
+    weight changes). An untrained encoder in eval() normalises with its initial statistics (0, 1), which makes its
+    features nearly constant: a strawman baseline. Re-estimated, the frozen random network is judged fairly."""
+    for bn in [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative moving average over the pass
+    encoder.train().to(device)
+    for batch in DataLoader(dataset, batch_size=batch_size):
+        encoder.features(batch[0].to(device))
+    encoder.eval()
+
 
 @torch.no_grad()
 def extract_features(encoder, dataset, batch_size=256, device="cpu", num_workers=0, desc="features"):
@@ -398,68 +411,6 @@ def clip_embeddings(feats, heads, modality="language") -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Pictures
-# ----------------------------------------------------------------------------------------------------------------
-
-def plot_confusion(predictions, labels, class_names, path, title="confusion matrix") -> Path:
-    """Row-normalised confusion matrix (rows: true class) of the classes that occur, as a PNG."""
-    from matplotlib.figure import Figure
-
-    C = len(class_names)
-    counts = confusion_matrix(predictions, labels, C)
-    shown = np.flatnonzero(counts.sum(axis=0) + counts.sum(axis=1))  # classes in the labels or the predictions
-    counts = counts[np.ix_(shown, shown)]
-    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    side = min(max(5.0, 0.22 * len(shown) + 2.5), 30.0)
-    fig = Figure(figsize=(side + 1.0, side), layout="constrained")
-    ax = fig.subplots()
-    image = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
-    names = [class_names[i] if len(shown) <= 60 else str(i) for i in shown]
-    ax.set_xticks(range(len(shown)), names, rotation=90, fontsize=7)
-    ax.set_yticks(range(len(shown)), names, fontsize=7)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    accuracy = 100.0 * np.trace(counts) / max(counts.sum(), 1)
-    ax.set_title(f"{title} (top-1 {accuracy:.1f} %, rows sum to 1)", fontsize=9)
-    fig.colorbar(image, ax=ax, fraction=0.046)
-    return save_figure(fig, path)
-
-
-def pca_2d(feats) -> np.ndarray:
-    """(N, d) -> (N, 2): the two principal components of the L2-normalised features."""
-    X = F.normalize(torch.as_tensor(feats).float(), dim=1)
-    X = X - X.mean(dim=0)
-    _, _, Vh = torch.linalg.svd(X, full_matrices=False)
-    return (X @ Vh[:2].T).numpy()
-
-
-def plot_embedding(feats, labels, class_names, path, max_points=5000, seed=0) -> Path:
-    """2-D PCA map of the features coloured by class (a seeded subset of max_points), as a PNG."""
-    from matplotlib import colormaps
-    from matplotlib.figure import Figure
-
-    feats, labels = torch.as_tensor(feats), torch.as_tensor(labels).long()
-    if len(feats) > max_points:
-        keep = torch.randperm(len(feats), generator=torch.Generator().manual_seed(seed))[:max_points]
-        feats, labels = feats[keep], labels[keep]
-    xy, labels = pca_2d(feats), labels.numpy()
-    C = len(class_names)
-    cmap = colormaps["tab20" if C <= 20 else "turbo"]
-    fig = Figure(figsize=(8.5 if C <= 20 else 6.5, 6), layout="constrained")
-    ax = fig.subplots()
-    for c in np.unique(labels):
-        at = labels == c
-        ax.scatter(xy[at, 0], xy[at, 1], s=6, color=cmap(c / max(C - 1, 1) if C > 20 else c % 20),
-                   label=class_names[c], alpha=0.8, linewidths=0)
-    if C <= 20:
-        ax.legend(fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    ax.set_xlabel("PC 1")
-    ax.set_ylabel("PC 2")
-    ax.set_title(f"test features f(x), PCA of the unit vectors ({len(labels)} samples, {C} classes)", fontsize=9)
-    return save_figure(fig, path)
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # Running the protocols on one split
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -492,6 +443,8 @@ def run_evaluation(config: EvalConfig) -> dict:
     encoder = build_encoder(config.encoder, config.size)
     train_set = load_split(config.data_root, config.dataset, config.split, "train", frames, normalization)
     test_set = load_split(config.data_root, config.dataset, config.split, "val", frames, normalization)
+    if config.recalibrate_bn:
+        recalibrate_batchnorm(encoder, train_set, config.batch_size, device)
     C, names = num_classes(config.dataset), class_names(config.dataset)
     if "zeroshot" in protocols:  # fail before the long protocols, not after them
         checkpoint = Path(config.encoder).name.startswith("checkpoint_")  # train.py's: the heads of that epoch

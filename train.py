@@ -482,7 +482,7 @@ def evaluate_run(config, model, modalities, out, device):
         save_torch(STGCN(size=config.size).state_dict(), out / "random_init_encoder.pt")
         eval_config.encoder, eval_config.out, eval_config.protocols = (str(out / "random_init_encoder.pt"),
                                                                       str(out / "random_init"), "linear,knn")
-        eval_config.heads = str(out / "heads.pt")  # its pretraining settings (frames, normalization)
+        eval_config.heads, eval_config.recalibrate_bn = str(out / "heads.pt"), True  # its settings; fair BatchNorm
         baseline = evaluate.run_evaluation(eval_config)
         metrics.update({f"random_init_{k}": baseline[k] for k in ("linear_top1", "linear_top1_best", "knn_top1_k1",
                                                                     "knn_top1_k20")})
@@ -494,7 +494,7 @@ def evaluate_run(config, model, modalities, out, device):
 def summary_table(metrics):
     rows = [("C2VL (this run)", metrics["linear_top1"], metrics["linear_top1_best"])]
     if "random_init_linear_top1" in metrics:
-        rows.append(("same encoder, random init", metrics["random_init_linear_top1"],
+        rows.append(("random init, BN re-estimated", metrics["random_init_linear_top1"],
                      metrics["random_init_linear_top1_best"]))
     lines = [f"linear evaluation on {metrics['dataset']} {metrics['split']} (top-1 %)",
              f"  {'encoder':28s} {'last epoch':>10s} {'best of evals':>14s}"]

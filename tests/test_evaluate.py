@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 import data
 import evaluate
+from utils.plots import plot_confusion, plot_embedding
 from distill import ProjectionHead
 from prompts import DEMO_CLIP_MODEL
 from skeleton_gcn import STGCN
@@ -203,8 +204,8 @@ def test_per_class_accuracy_counts_each_class_and_marks_absent_classes_nan():
 def test_confusion_and_embedding_pngs_are_written(tmp_path):
     feats, labels = clustered_features(num_class=4, per_class=10)
     names = ["a", "b", "c", "d"]
-    for path in (evaluate.plot_confusion(labels, labels, names, tmp_path / "confusion.png"),
-                 evaluate.plot_embedding(feats, labels, names, tmp_path / "embedding.png")):
+    for path in (plot_confusion(labels, labels, names, tmp_path / "confusion.png"),
+                 plot_embedding(feats, labels, names, tmp_path / "embedding.png")):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["confusion.png", "embedding.png"]  # no temp files left
 
@@ -212,6 +213,21 @@ def test_confusion_and_embedding_pngs_are_written(tmp_path):
 # ----------------------------------------------------------------------------------------------------------------
 # Features of the encoder
 # ----------------------------------------------------------------------------------------------------------------
+
+def test_recalibrated_batchnorm_holds_the_statistics_of_the_training_data_and_the_weights_stay():
+    torch.manual_seed(0)
+    encoder = STGCN(size="quarter")
+    weights = {k: v.clone() for k, v in encoder.state_dict().items() if "running" not in k and "num_batches" not in k}
+    dataset = skeletons(6, 3)
+    evaluate.recalibrate_batchnorm(encoder, dataset, batch_size=6)  # one batch: the cumulative average is exact
+    x = dataset.x.numpy()  # (N, C, T, V, M) -> data_bn's channels are (joint, coordinate) pairs over N*M and T
+    per_channel = x.transpose(0, 4, 3, 1, 2).reshape(6 * 2, 25 * 3, -1).transpose(1, 0, 2).reshape(75, -1)
+    np.testing.assert_allclose(encoder.data_bn.running_mean.numpy(), per_channel.mean(axis=1), atol=1e-5)
+    np.testing.assert_allclose(encoder.data_bn.running_var.numpy(), per_channel.var(axis=1, ddof=1), rtol=1e-4)
+    assert all(torch.equal(encoder.state_dict()[k], v) for k, v in weights.items()) and not encoder.training
+    feats, _ = evaluate.extract_features(encoder, dataset)
+    assert feats.std(dim=0).mean() > 1e-3  # no longer the near-constant features of the initial statistics
+
 
 def test_features_are_computed_in_eval_mode_so_the_batch_size_does_not_change_them():
     torch.manual_seed(0)

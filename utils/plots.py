@@ -1,9 +1,15 @@
-"""Pictures of a run: one batch's soft targets next to the student's predictions, the alpha schedule, the curves.
+"""Pictures of a run: one batch's soft targets next to the student's predictions, the alpha schedule, the curves,
+confusion matrices and the embedding map of the test features.
 
-Not a paper concept: what a person wants to look at after train.py (soft_targets.png, alpha_schedule.png,
-curves.png). evaluate.py draws its own confusion matrices and embedding maps.
+Not a paper concept: what a person wants to look at after train.py and evaluate.py (soft_targets.png,
+alpha_schedule.png, curves.png, confusion_*.png, embedding.png).
 """
 import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
 
 from distill import SYMBOL, alpha_schedule
 from utils.files import save_figure
@@ -85,3 +91,63 @@ def plot_curves(out):
     ax_health.set(xlabel="pretraining epoch", title="target entropy (nats) and in-batch prompt cosine")
     ax_health.legend(fontsize=7)
     save_figure(fig, out / "curves.png", dpi=100)
+
+
+def plot_confusion(predictions, labels, class_names, path, title="confusion matrix") -> Path:
+    """Row-normalised confusion matrix (rows: true class) of the classes that occur, as a PNG."""
+    from matplotlib.figure import Figure
+
+    from evaluate import confusion_matrix  # evaluate.py imports this file
+
+    C = len(class_names)
+    counts = confusion_matrix(predictions, labels, C)
+    shown = np.flatnonzero(counts.sum(axis=0) + counts.sum(axis=1))  # classes in the labels or the predictions
+    counts = counts[np.ix_(shown, shown)]
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    side = min(max(5.0, 0.22 * len(shown) + 2.5), 30.0)
+    fig = Figure(figsize=(side + 1.0, side), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
+    names = [class_names[i] if len(shown) <= 60 else str(i) for i in shown]
+    ax.set_xticks(range(len(shown)), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(shown)), names, fontsize=7)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    accuracy = 100.0 * np.trace(counts) / max(counts.sum(), 1)
+    ax.set_title(f"{title} (top-1 {accuracy:.1f} %, rows sum to 1)", fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    return save_figure(fig, path)
+
+
+def pca_2d(feats) -> np.ndarray:
+    """(N, d) -> (N, 2): the two principal components of the L2-normalised features."""
+    X = F.normalize(torch.as_tensor(feats).float(), dim=1)
+    X = X - X.mean(dim=0)
+    _, _, Vh = torch.linalg.svd(X, full_matrices=False)
+    return (X @ Vh[:2].T).numpy()
+
+
+def plot_embedding(feats, labels, class_names, path, max_points=5000, seed=0) -> Path:
+    """2-D PCA map of the features coloured by class (a seeded subset of max_points), as a PNG."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    feats, labels = torch.as_tensor(feats), torch.as_tensor(labels).long()
+    if len(feats) > max_points:
+        keep = torch.randperm(len(feats), generator=torch.Generator().manual_seed(seed))[:max_points]
+        feats, labels = feats[keep], labels[keep]
+    xy, labels = pca_2d(feats), labels.numpy()
+    C = len(class_names)
+    cmap = colormaps["tab20" if C <= 20 else "turbo"]
+    fig = Figure(figsize=(8.5 if C <= 20 else 6.5, 6), layout="constrained")
+    ax = fig.subplots()
+    for c in np.unique(labels):
+        at = labels == c
+        ax.scatter(xy[at, 0], xy[at, 1], s=6, color=cmap(c / max(C - 1, 1) if C > 20 else c % 20),
+                   label=class_names[c], alpha=0.8, linewidths=0)
+    if C <= 20:
+        ax.legend(fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    ax.set_title(f"test features f(x), PCA of the unit vectors ({len(labels)} samples, {C} classes)", fontsize=9)
+    return save_figure(fig, path)
