@@ -123,9 +123,8 @@ def parse_args(argv=None):
 
 
 def fill_presets(config):
-    """Fill the dataset's preset values into the settings left empty, and check the choices."""
-    if config.dataset not in data.DATASETS:
-        raise ValueError(f"--dataset must be one of {sorted(data.DATASETS)}, got {config.dataset!r}")
+    """Check the choices, then fill the dataset's preset values into the settings left empty."""
+    check_choices(config)  # --dataset among them; preset values are valid by construction
     if config.split not in data.DATASETS[config.dataset]:
         raise ValueError(f"--split for {config.dataset} must be one of {data.DATASETS[config.dataset]}, "
                          f"got {config.split!r}")
@@ -133,7 +132,6 @@ def fill_presets(config):
     for name, value in preset.items():
         if getattr(config, name) is None:  # left unset
             setattr(config, name, value)
-    check_choices(config)
     resolve_device(config.device)
     for name in ("epochs", "batch_size", "frames", "linear_epochs"):
         if getattr(config, name) < 1:
@@ -250,7 +248,7 @@ def collapse_message(history, config, modalities):
     recent = [r for r in history if r["epoch"] > 1][-patience:] if patience else []
     dead = [r for r in recent if r["logit_scale"] <= 1.001
             or all(abs(r[f"loss_{m}"] - chance) <= 1e-3 * chance for m in modalities)]
-    if not recent or len(recent) < patience or len(dead) < patience:
+    if not patience or len(dead) < patience:  # dead is a subset of the last `patience` epochs
         return None
     rows = "\n".join(f"  epoch {r['epoch']}: t = {r['logit_scale']:.4g}, "
                      + ", ".join(f"loss_{m} = {r[f'loss_{m}']:.4f}" for m in modalities) for r in recent)
@@ -486,7 +484,7 @@ def evaluate_run(config, model, modalities, out, device):
         baseline = evaluate.run_evaluation(eval_config)
         metrics.update({f"random_init_{k}": baseline[k] for k in ("linear_top1", "linear_top1_best", "knn_top1_k1",
                                                                     "knn_top1_k20")})
-    evaluate.write_json(out / "metrics.json", metrics)
+    write_json(out / "metrics.json", metrics)
     plot_curves(out)
     return metrics
 
