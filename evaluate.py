@@ -23,7 +23,7 @@ checkpoint). On one benchmark split (train part -> val part):
                   (R@k, equal to top-k by construction), ranking the skeletons per class text gives
                   text->skeleton mean average precision.
 
-Writes metrics.json (with per-class accuracy), confusion-matrix PNGs and an embedding map of the test features.
+Writes metrics.json (with per-class accuracy), confusion-matrix PNGs and PCA and t-SNE maps of the test features.
 Not here: pretraining (train.py), data preparation (tools/gendata.py), prompt features (prompts.py), augmentation.
 """
 from __future__ import annotations
@@ -466,8 +466,9 @@ def run_evaluation(config: EvalConfig) -> dict:
                                                  config.num_workers, desc="features (train)")
     test_feats, test_labels = extract_features(encoder, test_set, config.batch_size, device,
                                                config.num_workers, desc="features (test)")
-    plot_embedding(test_feats, test_labels, names, out / "embedding.png", seed=config.seed)
     seconds["features"], t = time.perf_counter() - t, time.perf_counter()
+    plot_embedding(test_feats, test_labels, names, out / "embedding.png", seed=config.seed)  # PCA and t-SNE
+    seconds["embedding"], t = time.perf_counter() - t, time.perf_counter()
 
     if "linear" in protocols:
         epochs = config.linear_epochs
@@ -518,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python evaluate.py", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Skeleton-only evaluation of a pretrained ST-GCN encoder (docs/method.md §9): linear evaluation "
                     "(E1), kNN (E2), semi-supervised fine-tuning, transfer, and zero-shot / retrieval in CLIP space "
-                    "(E3). Writes metrics.json, confusion matrices and an embedding map.",
+                    "(E3). Writes metrics.json, confusion matrices and embedding maps.",
         epilog="examples:\n"
                "  python evaluate.py --encoder runs/demo/encoder.pt --dataset demo --split xsub\n"
                "  python evaluate.py --encoder runs/ntu60/encoder.pt --dataset ntu60 --split xsub "

@@ -1,5 +1,5 @@
 """Pictures of a run: one batch's soft targets next to the student's predictions, the alpha schedule, the curves,
-confusion matrices and the embedding map of the test features.
+confusion matrices and the embedding maps (PCA, t-SNE) of the test features.
 
 Not a paper concept: what a person wants to look at after train.py and evaluate.py (soft_targets.png,
 alpha_schedule.png, curves.png, confusion_*.png, embedding.png).
@@ -127,8 +127,28 @@ def pca_2d(feats) -> np.ndarray:
     return (X @ Vh[:2].T).numpy()
 
 
-def plot_embedding(feats, labels, class_names, path, max_points=5000, seed=0) -> Path:
-    """2-D PCA map of the features coloured by class (a seeded subset of max_points), as a PNG."""
+def tsne_2d(feats, seed=0) -> np.ndarray:
+    """(N, d) -> (N, 2): t-SNE (van der Maaten & Hinton, 2008) of the L2-normalised features, seeded."""
+    from sklearn.manifold import TSNE  # imported here: only the embedding picture needs scikit-learn
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
+    X = F.normalize(torch.as_tensor(feats).float(), dim=1).numpy()  # |a - b|^2 = 2 - 2 cos(a, b) on unit vectors
+    perplexity = min(30.0, (len(X) - 1) / 3)  # 30: the usual value; (N - 1) / 3 keeps tiny test sets valid
+    # One thread: t-SNE's 1000 short gradient steps each wait for every OpenMP thread, which stalls on busy cores
+    # (torch's own pool, other jobs): 2000 points took 10 s on one thread, 50-60 s on two, on a shared 2-core CPU.
+    with threadpool_limits(1, user_api="openmp"):
+        return TSNE(perplexity=perplexity, init="pca", random_state=seed).fit_transform(X)
+
+
+def stratified_subset(labels, n) -> np.ndarray:
+    """Indices of n samples evenly spaced in class order (all of them if n >= N): each class keeps its share."""
+    order = np.argsort(np.asarray(labels), kind="stable")
+    return order[np.linspace(0, len(order) - 1, min(n, len(order))).round().astype(int)]
+
+
+def plot_embedding(feats, labels, class_names, path, max_points=5000, tsne_points=2000, seed=0) -> Path:
+    """2-D maps of the features coloured by class, as a PNG: PCA of a seeded subset of max_points, and next to it
+    t-SNE of a class-stratified tsne_points of those (about 10 s per 2000 points on one CPU core)."""
     from matplotlib import colormaps
     from matplotlib.figure import Figure
 
@@ -136,18 +156,25 @@ def plot_embedding(feats, labels, class_names, path, max_points=5000, seed=0) ->
     if len(feats) > max_points:
         keep = torch.randperm(len(feats), generator=torch.Generator().manual_seed(seed))[:max_points]
         feats, labels = feats[keep], labels[keep]
-    xy, labels = pca_2d(feats), labels.numpy()
+    labels = labels.numpy()
+    sub = stratified_subset(labels, tsne_points)
     C = len(class_names)
     cmap = colormaps["tab20" if C <= 20 else "turbo"]
-    fig = Figure(figsize=(8.5 if C <= 20 else 6.5, 6), layout="constrained")
-    ax = fig.subplots()
-    for c in np.unique(labels):
-        at = labels == c
-        ax.scatter(xy[at, 0], xy[at, 1], s=6, color=cmap(c / max(C - 1, 1) if C > 20 else c % 20),
-                   label=class_names[c], alpha=0.8, linewidths=0)
+    fig = Figure(figsize=(14.5 if C <= 20 else 12.5, 6), layout="constrained")
+    ax_pca, ax_tsne = fig.subplots(1, 2)
+    for ax, xy, y in ((ax_pca, pca_2d(feats), labels), (ax_tsne, tsne_2d(feats[sub], seed), labels[sub])):
+        for c in np.unique(y):
+            at = y == c
+            ax.scatter(xy[at, 0], xy[at, 1], s=6, color=cmap(c / max(C - 1, 1) if C > 20 else c % 20),
+                       label=class_names[c], alpha=0.8, linewidths=0)
     if C <= 20:
-        ax.legend(fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    ax.set_xlabel("PC 1")
-    ax.set_ylabel("PC 2")
-    ax.set_title(f"test features f(x), PCA of the unit vectors ({len(labels)} samples, {C} classes)", fontsize=9)
+        ax_tsne.legend(*ax_pca.get_legend_handles_labels(),  # the PCA panel's: it shows every class
+                       fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    ax_pca.set_xlabel("PC 1")
+    ax_pca.set_ylabel("PC 2")
+    ax_pca.set_title(f"test features f(x), PCA of the unit vectors ({len(labels)} samples, {C} classes)", fontsize=9)
+    ax_tsne.set_xlabel("t-SNE 1")
+    ax_tsne.set_ylabel("t-SNE 2")
+    shown = f"{len(sub)} of {len(labels)} samples, class-stratified" if len(sub) < len(labels) else "all samples"
+    ax_tsne.set_title(f"t-SNE of the unit vectors ({shown})", fontsize=9)
     return save_figure(fig, path)
