@@ -168,7 +168,7 @@ def pool_prompts(features, pooling="mean", generator=None, global_batch=None, of
     if pooling == "sample":
         B, K, _ = features.shape
         k = torch.randint(K, (global_batch or B,), generator=generator)[offset:offset + B]  # (B,) one frame each
-        k = k.to(features.device)
+        k = k.to(features.device, non_blocking=True)
         return features[torch.arange(B, device=features.device), k]
     raise ValueError(f"prompt pooling must be 'mean' or 'sample', got {pooling!r}")
 
@@ -218,26 +218,32 @@ class TeacherBank(nn.Module):
     def embeddings(self, m):
         return getattr(self, f"Z_{m}")
 
-    def _check_index(self, index):
-        index = index.to(self.stamp.device).long()  # (B,)
-        bad = (index < 0) | (index >= self.num_samples)
+    def check_index(self, index):
+        """IndexError naming the indices (B,) that are not rows of the bank. Reading a tensor's values waits for
+        its device: train.py checks every index it will use once, on the CPU, before training."""
+        bad = (index < 0) | (index >= self.num_samples)  # (B,) bool
         if bool(bad.any()):
             raise IndexError(
                 f"TeacherBank has {self.num_samples} rows (dataset size); got dataset indices "
                 f"{index[bad][:5].tolist()} at batch positions {bad.nonzero().flatten()[:5].tolist()}"
             )
-        return index
+
+    def _rows(self, index):
+        """(B,) dataset indices -> (B,) int64 on the bank's device; checked here only while on the CPU (free)."""
+        if index.device.type == "cpu":
+            self.check_index(index)
+        return index.to(self.stamp.device).long()
 
     @torch.no_grad()
     def read(self, index):
         """index: (B,) dataset indices -> ({m: (B, dim) float32 Zt_m}, (B,) bool filled)."""
-        index = self._check_index(index)
+        index = self._rows(index)
         return {m: self.embeddings(m)[index].float() for m in self.modalities}, self.stamp[index] > 0
 
     @torch.no_grad()
     def write(self, index, Z):
         """Store the detached embeddings Z = {m: (B, dim)} as rows `index` (B,) (float16)."""
-        index = self._check_index(index)
+        index = self._rows(index)
         self.step += 1
         for m in self.modalities:
             self.embeddings(m)[index] = Z[m].detach().to(torch.float16)
@@ -249,7 +255,8 @@ class C2VLLoss(nn.Module):
     forward(Z, P, index, epoch, epochs) -> (loss, info):
       Z {m: (B, D)} the heads' outputs g_m(f(X)) (normalised here), P {m: (B, D)} the prompt features of the same
       samples (normalised here, never given a gradient), index (B,) their dataset indices (rows of the bank),
-      epoch 1-based out of epochs. info holds python floats for logging.
+      epoch 1-based out of epochs. info holds the diagnostics as 0-d float64 tensors on Z's device (reading them
+      waits for the device: train.py does so once per epoch), alpha_e (float) and global_batch (int, N).
     In training mode each call writes the batch's embeddings into the bank after reading the teacher rows; in
     eval mode the bank is only read. Keep this module out of DistributedDataParallel (its bank is a large buffer
     DDP would broadcast every step; its one parameter already gets the same global gradient on every rank).
@@ -304,8 +311,9 @@ class C2VLLoss(nn.Module):
         alpha_e = alpha_schedule(epoch, epochs, self.config.alpha_T, self.config.alpha_schedule)
         with torch.no_grad():
             Zt, filled = self.bank.read(index)  # {m: (N, D)}, (N,) -- read before this step writes
-            Zt = {m: z.to(Z[m].device) for m, z in Zt.items()}
-            has_teacher = filled.to(Z[self.modalities[0]].device) & (epoch > 1)  # epoch 1 has no teacher yet
+            # Epoch 1 has no teacher yet: Zt = None, the fallback targets without computing the teacher's.
+            Zt = {m: z.to(Z[m].device) for m, z in Zt.items()} if epoch > 1 else None
+            has_teacher = filled.to(Z[self.modalities[0]].device) & (epoch > 1)
             inter, Y_intra, Y_inter, T = batch_targets(P, Zt, has_teacher, t.detach(), alpha_e, self.config)
         S = {m: student_logits(Z[m], P[m], t) for m in self.modalities}
         batch = BatchTargets(alpha_e, has_teacher, inter, Y_intra, Y_inter, T, S)
@@ -319,17 +327,19 @@ class C2VLLoss(nn.Module):
             loss, per_modality = c2vl_loss(batch.S, batch.T, self.lambdas)
         if self.training:
             self.bank.write(index, {m: Z[m].detach() for m in self.modalities})  # every rank: the global batch
-        own, per = torch.arange(index.shape[0], device=loss.device), {}  # diagnostics, one host transfer with the rest
+        own, per = torch.arange(index.shape[0], device=loss.device), {}  # diagnostics, left on the device
         for m in self.modalities:
             T, p = batch.T[m][0], F.normalize(P[m].detach().float(), dim=1).to(loss.device)  # (N, N), (B, D)
             per[f"loss_{m}"] = per_modality[m].detach()
             per[f"retrieval_{m}"] = (batch.S[m][0].detach().argmax(dim=1) == own).float().mean()  # chance 1/N
             per[f"target_entropy_{m}"] = -torch.special.xlogy(T, T).sum(dim=1).mean()  # nats: I -> 0, uniform ln N
             per[f"prompt_cosine_{m}"] = (p.sum(0) @ p.sum(0) - len(p)) / max(len(p) * (len(p) - 1), 1)  # i != j
+        # float64, so that train.py's per-epoch sums add up as Python floats did; .tolist() here would wait for the
+        # device every step
         values = torch.stack([loss.detach(), self.logit_scale.detach(), batch.has_teacher.float().mean(),
-                              *per.values()]).tolist()
-        info = dict(zip(["loss", "logit_scale", "teacher_fraction", *per], values), alpha_e=batch.alpha_e,
-                    global_batch=int(index.shape[0]))
+                              *per.values()]).double()  # (3 + 4 |m|,)
+        info = dict(zip(["loss", "logit_scale", "teacher_fraction", *per], values.unbind()), alpha_e=batch.alpha_e,
+                    global_batch=index.shape[0])
         return loss, info
 
     @torch.no_grad()

@@ -65,11 +65,9 @@ def _epoch_one_rows(teacher_rows, fallback, has_teacher):
     # use the student's current (detached) embedding as its teacher.
     if has_teacher is None:
         return teacher_rows
+    # A batch with no teacher at all takes this path too (asking has_teacher.any() would wait for the device): its
+    # teacher rows, softmaxes over no column, are NaN, and every row is the fallback.
     return torch.where(has_teacher[:, None], teacher_rows, fallback)
-
-
-def _no_teacher(Zt, has_teacher):
-    return Zt is None or (has_teacher is not None and not bool(has_teacher.any()))
 
 
 def prompt_self_similarity(P, tau_t):
@@ -83,7 +81,7 @@ def teacher_self_similarity(Zt, tau_t, A_m, has_teacher=None):
     Zt: (N, D) teacher embeddings (None: no teacher at all); A_m: (N, N) from M2; has_teacher: (N,) bool or None
     (None: every row has one). Rows without a teacher are A_m's rows; columns without one are excluded.
     """
-    if _no_teacher(Zt, has_teacher):
+    if Zt is None:
         # Reconstruction: in epoch 1 the teacher similarity is replaced by the prompt's; alternative: beta := 0.
         return A_m
     A_s = masked_row_softmax(Zt @ Zt.T / tau_t, has_teacher)  # (N, N)
@@ -144,7 +142,7 @@ def inter_modal_targets(V, L, Zt_v, Zt_l, t_hat, tau_t, has_teacher=None):
     # alternative: CyCLIP-style consistency of the skeleton-prompt similarities themselves.
     N = V.shape[0]
     I = torch.eye(N, dtype=V.dtype, device=V.device)
-    if _no_teacher(Zt_v, has_teacher) or Zt_l is None:
+    if Zt_v is None or Zt_l is None:
         return {"vision": (I, I), "language": (I, I)}
     C_vl = cross_prompt_agreement(V, L, tau_t)  # (N, N)
     C_lv = cross_prompt_agreement(L, V, tau_t)  # (N, N)
@@ -167,7 +165,7 @@ def self_distillation_targets(P, Zt, t_hat, has_teacher=None):
     """
     # Reconstruction: the m->s target is the teacher's m->s prediction; alternative: the transpose of the s->m one.
     I = torch.eye(P.shape[0], dtype=P.dtype, device=P.device)
-    if _no_teacher(Zt, has_teacher):
+    if Zt is None:
         return I, I
     Y_sm = _epoch_one_rows(teacher_predictions(Zt, P, t_hat), I, has_teacher)
     Y_ms = _epoch_one_rows(teacher_predictions_from_prompts(P, Zt, t_hat, has_teacher), I, has_teacher)

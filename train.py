@@ -96,7 +96,7 @@ class TrainConfig:
                          "from a DataLoader (loader); auto: resident on a GPU when it fits in a quarter of its memory",
                          ("auto", "resident", "loader"))
     amp: str = setting("auto", "bf16 autocast (auto: on for CUDA)", ("auto", "on", "off"))
-    compile: bool = setting(False, "torch.compile the encoder and heads")
+    compile: bool = setting(False, "torch.compile the encoder and heads (off: not yet shown to pay, docs/speed.md)")
     sync_bn: bool = setting(True, "under torchrun, BatchNorm statistics over the global batch (as in one process)")
     baseline: bool = setting(False, "also evaluate the same encoder at random initialisation (always on for the demo)")
     max_steps: int = setting(0, "stop each epoch after this many steps (smoke tests); 0 = all")
@@ -230,8 +230,9 @@ def make_optimizers(config, model, loss_fn):
     decay = [p for n, p in model.named_parameters() if p.dim() > 1]
     no_decay = [p for n, p in model.named_parameters() if p.dim() <= 1]
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    optimizer = (torch.optim.SGD(groups, lr=config.lr, momentum=0.9) if config.optimizer == "sgd"
-                 else torch.optim.AdamW(groups, lr=config.lr))
+    fused = {"fused": True} if next(model.parameters()).is_cuda else {}  # one kernel for all parameters
+    optimizer = (torch.optim.SGD(groups, lr=config.lr, momentum=0.9, **fused) if config.optimizer == "sgd"
+                 else torch.optim.AdamW(groups, lr=config.lr, **fused))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, make_lr_lambda(config))
     # Reconstruction: the logit scale s = log t has its own Adam at a small rate, as CLIP trains it (in the SGD
     # group at lr 0.1 it ran to t ~ 0 within two epochs and training died); alternative: --logit_scale_lr 0, fixed t.
@@ -359,6 +360,7 @@ def pretrain(config, distill_config):
     if world > 1:
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     sampler = GlobalBatchSampler(indices, config.batch_size, rank, world, config.seed)
+    loss_fn.bank.check_index(torch.tensor(indices))  # once, on the CPU: per step it would wait for the device
     batches = make_batches(config, train_set, features, modalities, sampler, device)
     amp = config.amp == "on" or (config.amp == "auto" and device.type == "cuda")
 
@@ -371,24 +373,25 @@ def pretrain(config, distill_config):
         sums, steps, seen, started = {}, 0, 0, time.perf_counter()
         for x, prompt_rows, index in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=rank != 0):
             P = {m: distill.pool_prompts(prompt_rows[m], config.pooling, generator, config.batch_size,
-                                         rank * len(index)).to(device)
+                                         rank * len(index)).to(device, non_blocking=True)
                  for m in modalities}  # {m: (B, D)}, "sample" drawn for the global batch
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 Z = net(x)  # {m: (B, D)}
-            loss, info = loss_fn(Z, P, index.to(device), epoch, config.epochs)
+            loss, info = loss_fn(Z, P, index.to(device, non_blocking=True), epoch, config.epochs)
             optimizer.zero_grad(set_to_none=True)
             scale_optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scale_optimizer.step()
             loss_fn.clamp_logit_scale_()
-            for k, v in info.items():
-                sums[k] = sums.get(k, 0.0) + v
+            for k, v in info.items():  # the diagnostics are 0-d tensors: summed on the device, no wait per step
+                sums[k] = sums.get(k, 0) + v
             steps += 1
             seen += info["global_batch"]
             if config.max_steps and steps >= config.max_steps:
                 break
-        record = {k: v / steps for k, v in sums.items() if k != "global_batch"}
+        # Reading the sums waits for the device, once per epoch and before the clock: samples_per_s counts every step.
+        record = {k: float(v) / steps for k, v in sums.items() if k != "global_batch"}
         record.update(epoch=epoch, lr=optimizer.param_groups[0]["lr"],
                       samples_per_s=seen / (time.perf_counter() - started))
         scheduler.step()

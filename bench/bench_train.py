@@ -5,7 +5,9 @@ GlobalBatchSampler over a memory-mapped data.SkeletonDataset; --input resident: 
 on the device, one index per batch; both measured in the same run, with their ratio), the prompt features looked up by dataset index in the memory-mapped float16 caches and
 pooled (distill.pool_prompts), C2VLModel forward (ST-GCN encoder + projection heads, bf16 autocast with --amp),
 C2VLLoss over the batch in epoch 2 (teacher bank filled: every target path, the bank read and write), backward,
-optimizer step (the preset's: AdamW for the demo, SGD + momentum for the real recipe). Both prompt modalities.
+optimizer step (the preset's: AdamW for the demo, SGD + momentum for the real recipe; fused on CUDA). Both prompt
+modalities. --compile adds a row with the encoder and heads under torch.compile (train.py --compile) and its ratio
+to the eager row of the same run, or the reason compiling failed.
 
 Columns: samples/s of full steps, and the shares of the step time spent in
     data %      waiting for the DataLoader's batch + prompt lookup/pooling + host-to-device copies
@@ -35,6 +37,7 @@ Configurations:
     python bench/bench_train.py --device cuda --amp on --frames 64 --steps 50
     python bench/bench_train.py --configs ntu60-sized --batch 8 --frames 50   # quicker CPU check
     python bench/bench_train.py --device cuda --configs ntu60-sized,ntu120-sized --frames 50 --amp on
+    python bench/bench_train.py --device cuda --configs ntu60-sized --frames 50 --compile   # + torch.compile row
 
 The last column projects the real recipe's wall time at that speed: 300 epochs over the training split plus one
 forward pass over train and test for the linear evaluation (ntu120-sized: 63,026 / 50,919 samples).
@@ -155,10 +158,12 @@ def endless(batches, sampler):
 class Trainer:
     """train.py's model, loss, optimizer, loader and step, with timers."""
 
-    def __init__(self, cfg, train_set, features, indices, device, amp, workers, seed=0, batches="loader"):
+    def __init__(self, cfg, train_set, features, indices, device, amp, workers, seed=0, batches="loader",
+                 compiled=False):
         self.cfg, self.features, self.device, self.amp = cfg, features, device, amp
         torch.manual_seed(seed)
         self.model = train.C2VLModel(cfg.size, cfg.dim, MODALITIES).to(device)
+        self.net = torch.compile(self.model) if compiled else self.model  # train.py --compile
         self.loss_fn = C2VLLoss(DistillConfig(), cfg.bank_rows, cfg.dim, MODALITIES).to(device)
         model = self.model
         settings = train.fill_presets(train.TrainConfig(dataset="demo" if cfg.name == "demo" else "ntu60",
@@ -199,7 +204,7 @@ class Trainer:
             sync(device)
             t.append(time.perf_counter())
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.amp):
-            Z = self.model(x)  # {m: (B, D)}
+            Z = self.net(x)  # {m: (B, D)}
         if timed:
             sync(device)
             t.append(time.perf_counter())
@@ -286,9 +291,24 @@ def measure(trainer, steps, rounds, plain_rounds):
             **{k: 100.0 * v / step for k, v in shares.items()}}
 
 
+def compiled_row(trainer, steps, rounds, precision, batches, eager):
+    """The row of a Trainer(compiled=True) and its ratio to the eager samples/s of the same run; or, when compiling
+    fails (no C++ compiler, an unsupported operation, ...), a line saying why."""
+    started = time.perf_counter()
+    try:
+        result = measure(trainer, steps, rounds, plain_rounds=trainer.device.type == "cuda")  # warm-up compiles
+    except Exception as error:  # torch.compile fails in many ways; each one only means: no compiled row
+        return f"  compile skipped: {type(error).__name__}: {str(error).strip().splitlines()[0][:200]}"
+    finally:
+        trainer.close()
+    return (row(trainer.cfg, trainer.device, precision, result, f"{batches} compiled")
+            + f"\n  compiled / eager samples/s: x{result['samples_s'] / eager:.2f} (compiling and measuring took "
+              f"{time.perf_counter() - started:.0f} s)")
+
+
 # ----------------------------------------------------------------------------------------------------------------
 
-HEADER = (f"{'config':12s} {'input':8s} {'device':6s} {'precision':9s} {'batch':>5s} {'T':>3s} {'samples/s':>10s} "
+HEADER = (f"{'config':12s} {'input':17s} {'device':6s} {'precision':9s} {'batch':>5s} {'T':>3s} {'samples/s':>10s} "
           f"{'ms/step':>9s} {'data %':>7s} {'encoder %':>9s} {'loss %':>7s} {'other %':>7s} {'recipe h':>8s}")
 
 
@@ -301,7 +321,7 @@ def recipe_hours(cfg, samples_s):
 
 
 def row(cfg, device, precision, r, batches):
-    return (f"{cfg.name:12s} {batches:8s} {device.type:6s} {precision:9s} {cfg.batch:5d} {cfg.frames:3d} "
+    return (f"{cfg.name:12s} {batches:17s} {device.type:6s} {precision:9s} {cfg.batch:5d} {cfg.frames:3d} "
             f"{r['samples_s']:10.1f} {r['ms_step']:9.1f} {r['data']:7.1f} {r['encoder']:9.1f} {r['loss']:7.1f} "
             f"{r['other']:7.1f} {recipe_hours(cfg, r['samples_s']):8.2f}")
 
@@ -311,6 +331,9 @@ def main():
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--configs", default="demo,ntu60-sized", help="comma separated: demo, ntu60-sized, ntu120-sized")
     parser.add_argument("--inputs", default="loader,resident", help="train.py --input paths measured, comma separated")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time train.py --compile (torch.compile of the encoder and heads) on the last "
+                             "--inputs path, against the eager row of the same run")
     parser.add_argument("--steps", type=int, default=None, help="steps per round (default: 3 on CPU, 20 on CUDA)")
     parser.add_argument("--rounds", type=int, default=None,
                         help="alternating rounds; the best is kept (default: 2 on CPU, 3 on CUDA)")
@@ -410,6 +433,12 @@ def main():
                 if {"loader", "resident"} <= set(speed):
                     results.append(f"  resident / loader samples/s: x{speed['resident'] / speed['loader']:.2f}")
                     print(results[-1], flush=True)
+                if args.compile:
+                    trainer = Trainer(cfg, train_set, features, indices, device, amp, workers, batches=inputs[-1],
+                                      compiled=True)
+                    results.append(compiled_row(trainer, steps, rounds, precision, inputs[-1], speed[inputs[-1]]))
+                    print(results[-1], flush=True)
+                    del trainer
             del train_set, features
             for folder in tmp_root.iterdir():  # one configuration's files on disk at a time
                 shutil.rmtree(folder, ignore_errors=True)

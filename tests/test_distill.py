@@ -302,6 +302,28 @@ def test_teacher_bank_read_write_by_dataset_index():
         bank.read(torch.tensor([1, 20]))
 
 
+def test_bad_dataset_indices_are_named_with_their_batch_positions():
+    bank = TeacherBank(NUM, D, "both")
+    bank.check_index(torch.tensor([0, NUM - 1]))  # in range: silent
+    with pytest.raises(IndexError, match=r"20 rows .* dataset indices \[-1, 25\] at batch positions \[1, 3\]"):
+        bank.check_index(torch.tensor([3, -1, 7, 25]))
+    with pytest.raises(IndexError, match=r"dataset indices \[20\] at batch positions \[1\]"):
+        bank.write(torch.tensor([0, NUM]), {m: torch.zeros(2, D) for m in BOTH})  # a CPU index: checked, free
+
+
+def test_per_step_diagnostics_stay_tensors_on_the_device():
+    """info's diagnostics are 0-d float64 tensors on Z's device: reading them would wait for a GPU every step."""
+    Z, P = batch(53)
+    loss, info = C2VLLoss(DistillConfig(), NUM, D)(Z, P, torch.arange(B), 1, 3)
+    diagnostics = {"loss", "logit_scale", "teacher_fraction"} | {
+        f"{k}_{m}" for k in ("loss", "retrieval", "target_entropy", "prompt_cosine") for m in BOTH}
+    assert set(info) == diagnostics | {"alpha_e", "global_batch"}
+    for k in diagnostics:
+        assert torch.is_tensor(info[k]) and info[k].shape == () and info[k].dtype == torch.float64, k
+    assert type(info["global_batch"]) is int and info["global_batch"] == B
+    assert float(info["loss"]) == loss.item()
+
+
 def test_eval_mode_reads_but_does_not_write_the_bank():
     loss_fn = C2VLLoss(DistillConfig(), NUM, D).eval()
     loss_fn(*batch(52), torch.arange(B), 1, 3)
