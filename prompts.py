@@ -49,7 +49,7 @@ from utils.imports import MissingExtraError, import_open_clip
 K_FRAMES = 16  # prompts per sample; the released files hold exactly 16 answers per sample
 DEFAULT_CLIP_MODEL = "ViT-L-14-336"  # the paper's frozen CLIP
 DEFAULT_CLIP_PRETRAINED = "openai"
-DEMO_CLIP_MODEL = "c2vl-demo-tiny"  # the demo's tiny random CLIP (demo/clip.py)
+DEMO_CLIP_MODEL = "c2vl-demo-tiny"  # the demo's tiny CLIP, pretrained on the demo world (demo/clip.py)
 CLASS_TEMPLATE = "a person {}."
 COLOR_FRAME_SIZE = (1920, 1080)  # colorX/colorY of NTU skeletons are pixels of the 1920x1080 Kinect RGB frame
 POOLINGS = ("mean", "sample")  # P1 mean over K, or keep all K so that training draws one per step
@@ -257,30 +257,26 @@ def checked_device(name: str | torch.device | None = "auto") -> str:
 
 def load_clip(model_name: str = DEFAULT_CLIP_MODEL, pretrained: str | None = DEFAULT_CLIP_PRETRAINED,
               device: str = "cpu", cache_dir: str | None = None) -> Clip:
-    """A frozen open_clip model (any architecture; `pretrained`: a tag, a local checkpoint path or None = random
-    weights) or DEMO_CLIP_MODEL, as a Clip. `cache_dir`: where open_clip keeps downloads (default: the HF cache)."""
+    """A frozen open_clip model (any registered architecture, DEMO_CLIP_MODEL included; `pretrained`: a tag, a local
+    checkpoint path or None = random weights), as a Clip. `cache_dir`: where open_clip keeps downloads (default: the HF cache)."""
     device, open_clip = checked_device(device), import_open_clip()
-    if model_name == DEMO_CLIP_MODEL:
-        if pretrained:
-            raise PromptError(f"{DEMO_CLIP_MODEL} has no pretrained weights (got pretrained={pretrained!r})")
-        from demo.clip import demo_clip  # demo/ imports this file, so this file imports demo/ only when asked
-        clip = demo_clip(open_clip, device)
-    else:
-        if model_name not in open_clip.list_models() and not model_name.startswith(("hf-hub:", "local-dir:")):
-            raise PromptError(f"unknown open_clip model {model_name!r}; see open_clip.list_models()")
-        try:
+    if model_name not in open_clip.list_models() and not model_name.startswith(("hf-hub:", "local-dir:")):
+        raise PromptError(f"unknown open_clip model {model_name!r}; see open_clip.list_models()")
+    try:
+        with torch.random.fork_rng(devices=[]):  # random weights are the same on every call: 'random' caches agree
+            torch.manual_seed(0)
             model, _, preprocess = open_clip.create_model_and_transforms(
                 model_name, pretrained=pretrained or None, device="cpu", cache_dir=cache_dir)
-        except RuntimeError as err:
-            if not re.search(r"download|not a known tag|valid file path", str(err)):
-                raise
-            raise WeightsUnavailableError(
-                f"CLIP weights for model {model_name!r}, pretrained {pretrained!r} are not available here ({err}).\n"
-                f"Provide them in one of two ways:\n  1. a local checkpoint: --pretrained /path/to/{model_name}.pt "
-                "(load_clip(..., pretrained=path));\n  2. run the same command once on a machine with internet (with "
-                "HF_HUB_OFFLINE unset); open_clip caches the weights (~/.cache/huggingface) and later runs work "
-                "offline, also with HF_HUB_OFFLINE=1.") from err
-        clip = Clip(model, preprocess, open_clip.get_tokenizer(model_name), device)
+    except RuntimeError as err:
+        if not re.search(r"download|not a known tag|valid file path", str(err)):
+            raise
+        raise WeightsUnavailableError(
+            f"CLIP weights for model {model_name!r}, pretrained {pretrained!r} are not available here ({err}).\n"
+            f"Provide them in one of two ways:\n  1. a local checkpoint: --pretrained /path/to/{model_name}.pt "
+            "(load_clip(..., pretrained=path));\n  2. run the same command once on a machine with internet (with "
+            "HF_HUB_OFFLINE unset); open_clip caches the weights (~/.cache/huggingface) and later runs work "
+            "offline, also with HF_HUB_OFFLINE=1.") from err
+    clip = Clip(model, preprocess, open_clip.get_tokenizer(model_name), device)
     clip.model = clip.model.to(device).eval().requires_grad_(False)
     return clip
 

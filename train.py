@@ -49,7 +49,7 @@ from utils.plots import plot_alpha_schedule, plot_curves, plot_soft_targets
 PRESETS = {
     "demo": dict(size="quarter", epochs=10, batch_size=64, optimizer="adamw", lr=2e-3, weight_decay=1e-4,
                  lr_schedule="cosine", lr_steps="", monitor_every=0, clip_model=prompts.DEMO_CLIP_MODEL,
-                 pretrained="none"),
+                 pretrained="{data_root}/demo/clip/c2vl-demo-tiny.pt"),  # demo/clip.py makes it
     "real": dict(size="standard", epochs=300, batch_size=128, optimizer="sgd", lr=0.1, weight_decay=1e-4,
                  lr_schedule="step", lr_steps="250", monitor_every=10, clip_model=prompts.DEFAULT_CLIP_MODEL,
                  pretrained=prompts.DEFAULT_CLIP_PRETRAINED),
@@ -98,7 +98,8 @@ class TrainConfig:
     amp: str = setting("auto", "bf16 autocast (auto: on for CUDA)", ("auto", "on", "off"))
     compile: bool = setting(False, "torch.compile the encoder and heads (off: not yet shown to pay, docs/speed.md)")
     sync_bn: bool = setting(True, "under torchrun, BatchNorm statistics over the global batch (as in one process)")
-    baseline: bool = setting(False, "also evaluate the same encoder at random initialisation (always on for the demo)")
+    baseline: bool | None = setting(None, "also evaluate the same encoder at random initialisation (preset: on for the "
+                                          "demo)", kind=bool)
     max_steps: int = setting(0, "stop each epoch after this many steps (smoke tests); 0 = all")
 
 
@@ -131,16 +132,13 @@ def fill_presets(config):
     preset = PRESETS["demo" if config.dataset == "demo" else "real"]
     for name, value in preset.items():
         if getattr(config, name) is None:  # left unset
-            setattr(config, name, value)
+            setattr(config, name, value.format(data_root=config.data_root) if isinstance(value, str) else value)
     resolve_device(config.device)
     for name in ("epochs", "batch_size", "frames", "linear_epochs"):
         if getattr(config, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(config, name)}")
-    if config.clip_model == prompts.DEMO_CLIP_MODEL and config.pretrained.lower() != "none":
-        raise ValueError(f"--pretrained {config.pretrained}: the demo's CLIP {prompts.DEMO_CLIP_MODEL} has random "
-                         f"weights only; leave --pretrained unset (none), or give --clip-model with its weights")
-    if config.dataset == "demo":
-        config.baseline = True
+    if config.baseline is None:
+        config.baseline = config.dataset == "demo"
     return config
 
 
@@ -196,7 +194,7 @@ def load_prompt_caches(config, names, modalities):
 
 
 def clip_pretrained(config):
-    """The pretrained tag as prompts.py takes it: None for random weights (the demo's CLIP)."""
+    """The pretrained tag as prompts.py takes it: None for random weights (--pretrained none)."""
     return None if config.pretrained.lower() == "none" else config.pretrained
 
 
@@ -281,7 +279,8 @@ def prepare_demo_inputs(config, rank):
         from demo.clip import prepare_demo_prompts  # the demo world is plumbing: the reading path never needs it
         from demo.world import prepare_demo
         prepare_demo(config.data_root)
-        prepare_demo_prompts(config.data_root, splits=(config.split,), parts=("train",))  # what training reads
+        prepare_demo_prompts(config.data_root, splits=(config.split,), parts=("train",),  # what training reads
+                             random_clip=clip_pretrained(config) is None)
     barrier()
 
 

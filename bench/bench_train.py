@@ -43,6 +43,7 @@ The last column projects the real recipe's wall time at that speed: 300 epochs o
 forward pass over train and test for the linear evaluation (ntu120-sized: 63,026 / 50,919 samples).
 """
 import argparse
+import json
 from types import SimpleNamespace
 import shutil
 import sys
@@ -61,13 +62,14 @@ import distill  # noqa: E402
 import prompts  # noqa: E402
 from utils.batches import GlobalBatchSampler, make_batches  # noqa: E402
 import train  # noqa: E402
-from demo.clip import DEMO_CLIP_CONFIG  # noqa: E402
+from utils.imports import OPEN_CLIP_CONFIGS  # noqa: E402
 from distill import C2VLLoss, DistillConfig  # noqa: E402
 
 MODALITIES = distill.MODALITIES  # both prompt modalities, as train.py's --modalities auto with both caches
 NTU60_XSUB_TRAIN, NTU60_XSUB_TEST = 40_091, 16_487
 NTU120_XSUB_TRAIN, NTU120_XSUB_TEST = 63_026, 50_919
 DEMO_TRAIN = 540
+DEMO_CLIP_DIM = json.loads((OPEN_CLIP_CONFIGS / f"{prompts.DEMO_CLIP_MODEL}.json").read_text())["embed_dim"]  # D
 RECIPE_EPOCHS = 300  # the real preset; + linear evaluation: one forward pass over train and test (a step bounds it)
 EPOCH = 2  # the teacher bank is read (M5) from epoch 2 on
 
@@ -99,7 +101,9 @@ def sync(device):
 def demo_inputs(data_root):
     """(SkeletonDataset, {m: float16 memmap (N, D)}, indices) of the real demo, or None when its caches are missing."""
     config = train.fill_presets(train.TrainConfig(dataset="demo", split="xsub", data_root=str(data_root)))
-    caches = [prompts.cache_path(data_root, "demo", "xsub", "train", m, config.clip_model, None) for m in MODALITIES]
+    pretrained = train.clip_pretrained(config)
+    caches = [prompts.cache_path(data_root, "demo", "xsub", "train", m, config.clip_model, pretrained)
+              for m in MODALITIES]
     if not all(p.is_file() and p.with_suffix(".json").is_file() for p in caches):
         return None
     try:
@@ -380,7 +384,7 @@ def main():
             source = (f"real demo split {Path(args.data_root) / 'demo' / 'xsub'} and its prompt caches" if real_demo
                       else "synthetic 540-sample set (no demo prompt caches; `python train.py` makes them)")
             rows = len(real_demo[0]) if real_demo else DEMO_TRAIN
-            dim = next(iter(real_demo[1].values())).shape[-1] if real_demo else DEMO_CLIP_CONFIG["embed_dim"]
+            dim = next(iter(real_demo[1].values())).shape[-1] if real_demo else DEMO_CLIP_DIM
             cfg = BenchConfig("demo", demo_preset["size"], demo_preset["batch_size"], 50, dim, rows, rows,
                               demo_preset["optimizer"], demo_preset["lr"], demo_preset["weight_decay"],
                               demo_preset["epochs"])

@@ -1,17 +1,23 @@
-"""The demo's CLIP and its prompt caches: the exact pipeline of prompts.py with a tiny random CLIP.
+"""The demo's CLIP: a tiny open_clip model pretrained on the demo world, and the demo's prompt caches.
 
-DEMO_CLIP_MODEL is a tiny ViT + text transformer with a fixed random initialisation. Its features carry no
-knowledge at all; it exists so the demo runs the whole prompt stage (person crops of K frames, K answers, P1
-pooling, the float16 caches) anywhere, fast and without downloads. `prompts.load_clip(DEMO_CLIP_MODEL, None)`
-builds it here.
+The paper's frozen CLIP knows the real world from web image-caption pairs; the demo CLIP learns the synthetic demo
+world the same way (CLIP's contrastive loss on person crops and captions of performers outside every demo split,
+demo/corpus.py), so its vision and language features share one space, as the method assumes. Its architecture
+DEMO_CLIP_MODEL is registered with open_clip (resources/open_clip/c2vl-demo-tiny.json) and its weights are loaded
+like any local checkpoint (`--pretrained datasets/demo/clip/c2vl-demo-tiny.pt`), through prompts.load_clip. It knows
+a synthetic world only: the demo's numbers say nothing about the paper's NTU results.
 
-    python demo/clip.py            # both caches of every demo split and part; training makes them when missing
+    python demo/clip.py            # the demo CLIP and both caches of every demo split and part; training makes
+                                   # what it needs when missing
 """
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -19,47 +25,106 @@ from typing import Sequence
 # Run as a script (python demo/clip.py): the project's modules live in the repository root.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from PIL import Image  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 import prompts  # noqa: E402
-from data import DATASETS, PARTS  # noqa: E402
+from data import DATASETS, DEMO_CLASSES, PARTS  # noqa: E402
+from demo.corpus import CORPUS_SUBJECTS, FRAMES_PER_SAMPLE, make_corpus  # noqa: E402
 from demo.frames import demo_frame_source  # noqa: E402
 from demo.world import prepare_demo  # noqa: E402
 from prompts import DEMO_CLIP_MODEL, Clip  # noqa: E402
 from tools.generate_prompts import make_vision_prompts, skeleton_color_xy  # noqa: E402
 from utils.config import add_arguments, from_args, setting  # noqa: E402
 from utils.distributed import DEVICES  # noqa: E402
-from utils.files import write_json  # noqa: E402
+from utils.files import save_torch, write_json  # noqa: E402
 
-DEMO_CLIP_SEED = 0
-DEMO_CLIP_CONFIG = dict(
-    embed_dim=64,
-    vision_cfg=dict(image_size=64, patch_size=16, width=32, layers=1, head_width=32),
-    text_cfg=dict(context_length=77, vocab_size=49408, width=32, heads=1, layers=1),
-)
+# Reconstruction: nothing in the paper; the demo's stand-in for CLIP's web-scale pretraining. Settings chosen once on
+# the corpus's own held-out performers (never on a demo split); alternative: --pretrained none (random weights).
+DEMO_CLIP_VERSION = 1  # bump whenever the corpus or the recipe changes: the checkpoint is then made again
+DEMO_CLIP_RECIPE = dict(steps=800, batch_size=256, lr=3e-3, weight_decay=0.1, warmup=30)
 
 
-def demo_clip(open_clip, device: str) -> Clip:
-    """DEMO_CLIP_MODEL: the same weights on every call, without touching the caller's random state."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(DEMO_CLIP_SEED)
-        model = open_clip.CLIP(**DEMO_CLIP_CONFIG)
-        # A random CLIP pools text at the end-of-text token, whose embedding is the same for every text, so all
-        # features nearly coincide (cosine ~0.9). Unit-scale word embeddings and no end-of-text or positional
-        # embedding make the pooled feature a random mix of the answer's words instead: a random bag-of-words map.
-        with torch.no_grad():
-            torch.nn.init.normal_(model.token_embedding.weight, std=1.0)
-            model.token_embedding.weight[open_clip.tokenizer.SimpleTokenizer().eot_token_id].zero_()
-            model.positional_embedding.zero_()
-    preprocess = open_clip.image_transform(DEMO_CLIP_CONFIG["vision_cfg"]["image_size"], is_train=False)
-    return Clip(model, preprocess, open_clip.tokenizer.SimpleTokenizer(), device)
+def demo_clip_checkpoint(data_root: str | Path = "datasets") -> Path:
+    """Where the demo CLIP's weights are kept: the --pretrained of the demo preset."""
+    return Path(data_root) / "demo" / "clip" / f"{DEMO_CLIP_MODEL}.pt"
+
+
+def clip_loss(image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """CLIP's symmetric InfoNCE of a batch of n matching (image, caption) pairs: unit rows (n, D) each."""
+    logits = logit_scale.exp() * image @ text.T  # (n, n); pair i is the positive of row i and of column i
+    target = torch.arange(len(image), device=image.device)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+def pretrain_demo_clip(data_root: str | Path = "datasets", seed: int = 0, device: str = "cpu",
+                       workers: int | None = None) -> Path:
+    """Train DEMO_CLIP_MODEL contrastively on the demo corpus (demo/corpus.py) and save its open_clip state dict,
+    loadable as `--pretrained <path>`; returns the path. Idempotent and deterministic for a seed."""
+    path, recipe = demo_clip_checkpoint(data_root), dict(DEMO_CLIP_RECIPE, version=DEMO_CLIP_VERSION, seed=seed)
+    meta_path = path.with_suffix(".json")
+    if path.is_file() and meta_path.is_file() and json.loads(meta_path.read_text()).get("recipe") == recipe:
+        return path
+    started = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):  # the same weights on every call; the caller's random state untouched
+        torch.manual_seed(seed)
+        clip = prompts.load_clip(DEMO_CLIP_MODEL, None, device)  # random weights of the registered architecture
+        corpus = make_corpus(clip.image_size, seed, workers)
+        images = torch.stack([clip.preprocess(Image.fromarray(im)) for im in corpus["images"]])  # (n, 3, S, S)
+        tokens = clip.tokenizer(corpus["captions"])  # (n, context)
+        train = torch.from_numpy(np.flatnonzero(corpus["subjects"] < 11 + CORPUS_SUBJECTS))
+        model = clip.model.train().requires_grad_(True)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+        warmup, steps = recipe["warmup"], recipe["steps"]
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min((s + 1) / warmup, 0.5 * (
+            1 + math.cos(math.pi * s / steps))))  # linear warm-up, then cosine to 0
+        for _ in tqdm(range(steps), desc="pretrain the demo CLIP", unit="step"):
+            batch = train[torch.randint(len(train), (recipe["batch_size"],))]
+            loss = clip_loss(model.encode_image(images[batch].to(device), normalize=True),
+                             model.encode_text(tokens[batch].to(device), normalize=True), model.logit_scale)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            with torch.no_grad():
+                model.logit_scale.clamp_(0, math.log(100))  # t <= 100, as CLIP
+    clip.model = model.eval().requires_grad_(False)
+    check = held_out_check(clip, corpus)
+    save_torch(model.state_dict(), path)
+    write_json(meta_path, dict(recipe=recipe, corpus_pairs=len(train), last_loss=round(loss.item(), 4), **check,
+                               seconds=round(time.perf_counter() - started, 1)))
+    print(f"demo CLIP: {path} (held-out performers: zero-shot {check['held_out_zero_shot']:.1%} per frame, "
+          f"{check['held_out_zero_shot_pooled']:.1%} per performance; {time.perf_counter() - started:.0f} s)",
+          file=sys.stderr)
+    return path
+
+
+def held_out_check(clip: Clip, corpus: dict) -> dict:
+    """Zero-shot action recognition of the corpus's held-out performers: per frame, and with the unit features of
+    each performance's frames averaged (as P1 pools the K prompts). Chance is 1 / 15."""
+    held = np.flatnonzero(corpus["subjects"] >= 11 + CORPUS_SUBJECTS)
+    images = torch.stack([clip.preprocess(Image.fromarray(corpus["images"][i])) for i in held])
+    features = clip.encode_pixels(images)  # (n, D) unit rows
+    classes = prompts.class_text_features(DEMO_CLASSES, clip=clip)  # (C, D)
+    labels = torch.from_numpy(corpus["labels"][held])
+    pooled = F.normalize(features.view(-1, FRAMES_PER_SAMPLE, features.shape[1]).mean(1), dim=1)
+    return dict(held_out_zero_shot=((features @ classes.T).argmax(1) == labels).float().mean().item(),
+                held_out_zero_shot_pooled=((pooled @ classes.T).argmax(1) == labels[::FRAMES_PER_SAMPLE])
+                .float().mean().item())
 
 
 def prepare_demo_prompts(data_root: str | Path = "datasets", device: str = "cpu",
-                         splits: Sequence[str] = DATASETS["demo"], parts: Sequence[str] = PARTS) -> None:
-    """Both modality caches of the demo's splits and parts (default: all) with DEMO_CLIP_MODEL; idempotent."""
-    clip = prompts.load_clip(DEMO_CLIP_MODEL, None, device)  # first: a --device this machine lacks fails at once
+                         splits: Sequence[str] = DATASETS["demo"], parts: Sequence[str] = PARTS,
+                         random_clip: bool = False) -> str | None:
+    """Both modality caches of the demo's splits and parts (default: all) with the demo CLIP (pretrained here when
+    missing; random_clip: its random initial weights instead); idempotent. -> the `pretrained` they were made with."""
+    prompts.checked_device(device)  # first: a --device this machine lacks fails at once
     prepare_demo(data_root)
+    pretrained = None if random_clip else str(pretrain_demo_clip(data_root, device=device))
+    clip = prompts.load_clip(DEMO_CLIP_MODEL, pretrained, device)
     answers = prompts.read_language_prompts(Path(data_root) / "demo" / "demo_language.json")
     raw = Path(data_root) / "demo" / "raw"
     for split in splits:
@@ -67,16 +132,18 @@ def prepare_demo_prompts(data_root: str | Path = "datasets", device: str = "cpu"
             names = prompts.split_names(data_root, "demo", split, part)
             language, _ = prompts.match_prompts(answers, names, source="demo_language.json")
             write_json(prompts.prompts_path(data_root, "demo", split, part, "language"), language, indent=4)
-            out = prompts.cache_path(data_root, "demo", split, part, "language", DEMO_CLIP_MODEL, None)
-            prompts.encode_language(language, out, clip, DEMO_CLIP_MODEL, None, reuse=prompts.sibling_caches(out))
+            out = prompts.cache_path(data_root, "demo", split, part, "language", DEMO_CLIP_MODEL, pretrained)
+            prompts.encode_language(language, out, clip, DEMO_CLIP_MODEL, pretrained,
+                                    reuse=prompts.sibling_caches(out))
             open_source = lambda key: demo_frame_source(data_root, key)  # noqa: E731
             vision_path = prompts.prompts_path(data_root, "demo", split, part, "vision")
             if vision_path.is_file() and vision_path.stat().st_mtime < (raw.parent / "demo_meta.json").stat().st_mtime:
                 vision_path.unlink()  # made from an older demo: its frame indices may not exist any more
             vision = make_vision_prompts(names, vision_path, open_source, lambda key: skeleton_color_xy(raw, key))
-            out = prompts.cache_path(data_root, "demo", split, part, "vision", DEMO_CLIP_MODEL, None)
-            prompts.encode_vision(vision, out, open_source, clip, DEMO_CLIP_MODEL, None,
+            out = prompts.cache_path(data_root, "demo", split, part, "vision", DEMO_CLIP_MODEL, pretrained)
+            prompts.encode_vision(vision, out, open_source, clip, DEMO_CLIP_MODEL, pretrained,
                                   reuse=prompts.sibling_caches(out))
+    return pretrained
 
 
 @dataclass
@@ -84,18 +151,20 @@ class DemoClipConfig:
     """Every setting of `python demo/clip.py`; each field is a flag of the same name."""
     data_root: str = setting("datasets", "where the demo dataset and its prompt caches are written")
     device: str = setting("cpu", f"device of the tiny CLIP: {DEVICES}")
+    random_clip: bool = setting(False, "encode with the demo CLIP's random initial weights instead (the failure the "
+                                       "prompt health check warns about)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     return add_arguments(argparse.ArgumentParser(
-        prog="python demo/clip.py", description="prepare the demo dataset and both of its caches (tiny random CLIP)"),
+        prog="python demo/clip.py", description="prepare the demo dataset, the demo CLIP and both prompt caches"),
         DemoClipConfig)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     config = from_args(DemoClipConfig, build_parser().parse_args(argv))
     try:
-        prepare_demo_prompts(config.data_root, config.device)
+        prepare_demo_prompts(config.data_root, config.device, random_clip=config.random_clip)
     except prompts.CLI_ERRORS as err:  # their messages say what is wrong and what to do: no traceback
         raise SystemExit(f"error: {err}") from None
 

@@ -89,6 +89,13 @@ def generate_demo_sample(name: str, seed: int = 0) -> tuple[str, list[str]]:
     The three cameras of one performance see the same motion (as in NTU); camera yaw, joint noise, missing
     frames, tracking glitches and the answers differ per camera.
     """
+    text, answers, _ = demo_recording(name, seed)
+    return text, answers
+
+
+def demo_recording(name: str, seed: int = 0) -> tuple[str, list[str], np.ndarray]:
+    """generate_demo_sample's text and answers, and how active the performer is (0..1) at the 16 answered frames
+    np.linspace(0, T - 1, 16) (demo/corpus.py captions frames by it)."""
     n = parse_ntu_name(name)
     action = n.action - 1
     subject = demo_subject(seed, n.subject)
@@ -129,7 +136,7 @@ def generate_demo_sample(name: str, seed: int = 0) -> tuple[str, list[str]]:
             body["present"][:record.integers(1, 6)] = False
     frames = np.linspace(0, T - 1, 16).round().astype(int)
     answers = _demo_answers(action, motion["activity"][frames], subject.pronoun, record)
-    return _skeleton_text(bodies, T), answers
+    return _skeleton_text(bodies, T), answers, motion["activity"][frames]
 
 
 # Answer templates for the LLaVA question of C2VL (what the person holds, their posture, what they try to do).

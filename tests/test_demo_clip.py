@@ -1,4 +1,5 @@
-"""demo/clip.py: the demo through prompts.py, its rendered frames and answers -> crops -> both caches (tiny CLIP)."""
+"""demo/clip.py and demo/corpus.py: the demo CLIP, and the demo through prompts.py (rendered frames and answers ->
+crops -> both caches)."""
 import json
 
 import numpy as np
@@ -7,6 +8,8 @@ import torch
 
 import data
 import prompts
+from demo import clip as demo_clip
+from demo import corpus
 from demo.clip import prepare_demo_prompts
 from demo.frames import demo_frame_source
 from demo.world import demo_names, prepare_demo
@@ -45,7 +48,7 @@ def test_demo_crops_from_color_xy_hold_the_rendered_person(demo_root):
 
 
 def test_prepare_demo_prompts_builds_both_caches_for_both_splits_idempotently(demo_root, few_samples):
-    prepare_demo_prompts(demo_root)
+    prepare_demo_prompts(demo_root, random_clip=True)  # the code path of the pretrained demo CLIP, without its cost
     for split in data.DATASETS["demo"]:
         for part in data.PARTS:
             names = few_samples(demo_root, "demo", split, part)
@@ -56,7 +59,7 @@ def test_prepare_demo_prompts_builds_both_caches_for_both_splits_idempotently(de
     path = prompts.cache_path(demo_root, "demo", "xsub", "train", "vision", prompts.DEMO_CLIP_MODEL, None)
     assert path == demo_root / "demo" / "xsub" / "prompts" / "train_vision_c2vl-demo-tiny_random.npy"
     mtime = path.stat().st_mtime_ns
-    prepare_demo_prompts(demo_root)
+    prepare_demo_prompts(demo_root, random_clip=True)
     assert path.stat().st_mtime_ns == mtime
 
 
@@ -78,17 +81,87 @@ def test_cli_import_then_encode_makes_the_cache_training_reads(demo_root, few_sa
     names = few_samples(demo_root, "demo", "xview", "val")
     features, _ = prompts.load_prompt_features(path, names, prompts.DEMO_CLIP_MODEL, None)
     language = json.loads((path.parent / "val_language_prompts.json").read_text())
-    clip = prompts.load_clip(prompts.DEMO_CLIP_MODEL, None)
+    clip = prompts.load_clip(prompts.DEMO_CLIP_MODEL, None)  # random weights, the same on every call
     reference = clip.encode_texts(language[data.sample_name(names[1])])  # (16, D)
     pooled = reference.mean(0) / reference.mean(0).norm()
     np.testing.assert_allclose(features[1], pooled.numpy(), atol=2e-3)
 
 
 def test_cli_device_cuda_without_cuda_fails_at_once_naming_device_cpu(tmp_path, monkeypatch):
-    from demo import clip as demo_clip
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU-only machine, also on a GPU one
     with pytest.raises(SystemExit) as exit_:
         demo_clip.main(["--device", "cuda", "--data-root", str(tmp_path / "datasets")])
     assert str(exit_.value.code) == ("error: --device cuda: this torch build or machine has no CUDA device "
                                      "(use --device cpu)")
     assert not (tmp_path / "datasets").exists()  # checked before the demo is generated
+
+
+# --- The demo CLIP: its corpus, its pretraining, its checkpoint loaded like a user's -------------------------------
+
+def test_corpus_comes_from_performers_outside_every_demo_split_and_captions_what_is_visible(monkeypatch):
+    monkeypatch.setattr(corpus, "CORPUS_SUBJECTS", 1)
+    monkeypatch.setattr(corpus, "HELD_OUT", 1)
+    made = corpus.make_corpus(32, seed=0, workers=1)
+    n = 2 * len(data.DEMO_CLASSES) * 3 * corpus.FRAMES_PER_SAMPLE  # 2 performers, 15 actions, 3 cameras
+    assert made["images"].shape == (n, 32, 32, 3) and made["images"].dtype == np.uint8 and len(made["captions"]) == n
+    assert set(made["subjects"]) == {11, 12}  # the demo's splits hold subjects 1..10
+    assert not set(corpus.corpus_names(range(11, 13))) & set(demo_names())
+    for caption, label in zip(made["captions"], made["labels"]):  # the action, or a person standing before/after
+        assert data.DEMO_CLASSES[label] in caption or "stand" in caption or caption.startswith("a person ")
+    again = corpus.make_corpus(32, seed=0, workers=2)
+    assert np.array_equal(again["images"], made["images"]) and again["captions"] == made["captions"]
+
+
+def test_clip_loss_is_clips_symmetric_infonce():
+    g = torch.Generator().manual_seed(0)
+    image = torch.nn.functional.normalize(torch.randn(5, 8, generator=g), dim=1)
+    text = torch.nn.functional.normalize(torch.randn(5, 8, generator=g), dim=1)
+    s = torch.tensor(2.0)
+    logits = np.exp(2.0) * (image @ text.T).numpy().astype(np.float64)
+    rows = -np.mean(np.diag(logits) - np.log(np.exp(logits).sum(1)))  # image -> its caption
+    cols = -np.mean(np.diag(logits) - np.log(np.exp(logits).sum(0)))  # caption -> its image
+    assert float(demo_clip.clip_loss(image, text, s)) == pytest.approx((rows + cols) / 2, rel=1e-5)
+
+
+def test_pretrain_demo_clip_saves_a_checkpoint_open_clip_loads_deterministically_and_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus, "CORPUS_SUBJECTS", 1)
+    monkeypatch.setattr(corpus, "HELD_OUT", 1)
+    monkeypatch.setattr(demo_clip, "CORPUS_SUBJECTS", 1)
+    monkeypatch.setattr(demo_clip, "DEMO_CLIP_RECIPE", dict(demo_clip.DEMO_CLIP_RECIPE, steps=3, batch_size=16))
+    state = torch.random.get_rng_state()
+    path = demo_clip.pretrain_demo_clip(tmp_path / "a", workers=1)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's random state is untouched
+    assert path == tmp_path / "a" / "demo" / "clip" / "c2vl-demo-tiny.pt"
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["recipe"]["steps"] == 3 and 0 <= meta["held_out_zero_shot"] <= 1
+    mtime = path.stat().st_mtime_ns
+    assert demo_clip.pretrain_demo_clip(tmp_path / "a", workers=1) == path and path.stat().st_mtime_ns == mtime
+    other = demo_clip.pretrain_demo_clip(tmp_path / "b", workers=1)
+    assert other.read_bytes() == path.read_bytes()  # deterministic
+    clip = prompts.load_clip(prompts.DEMO_CLIP_MODEL, str(path))  # the path a user's local checkpoint takes
+    saved = torch.load(path, weights_only=True)
+    assert all(torch.equal(saved[k], v) for k, v in clip.model.state_dict().items())
+    assert not any(p.requires_grad for p in clip.model.parameters())
+
+
+def test_health_check_fires_on_random_demo_clip_vision_features_and_not_after_pretraining(demo_root, tmp_path,
+                                                                                          monkeypatch):
+    """The failure the check exists for: a random CLIP maps every person crop to nearly the same feature; the demo
+    CLIP, even after a short pretraining (3 performers, 150 steps here; the demo's recipe is longer), does not."""
+    from utils.diagnostics import prompt_health
+    names = demo_names()[::45][:20]  # 20 samples, every action
+    color_xy = {n: generate_prompts.skeleton_color_xy(demo_root / "demo" / "raw", n) for n in names}
+    vision = {n: generate_prompts.vision_prompt(demo_frame_source(demo_root, n), color_xy[n], K=4) for n in names}
+
+    def vision_features(clip):
+        crops = [clip.preprocess(prompts.crop_person(image, box, clip.image_size)) for n in names
+                 for image, box in zip(demo_frame_source(demo_root, n).read(vision[n]["frames"]), vision[n]["boxes"])]
+        return {"vision": clip.encode_pixels(torch.stack(crops)).view(len(names), 4, -1).numpy()}  # (N, K, D)
+
+    assert prompt_health(vision_features(prompts.load_clip(prompts.DEMO_CLIP_MODEL, None)))  # random weights: warns
+    monkeypatch.setattr(corpus, "CORPUS_SUBJECTS", 2)
+    monkeypatch.setattr(corpus, "HELD_OUT", 1)
+    monkeypatch.setattr(demo_clip, "CORPUS_SUBJECTS", 2)
+    monkeypatch.setattr(demo_clip, "DEMO_CLIP_RECIPE", dict(demo_clip.DEMO_CLIP_RECIPE, steps=150, batch_size=128))
+    path = demo_clip.pretrain_demo_clip(tmp_path)
+    assert prompt_health(vision_features(prompts.load_clip(prompts.DEMO_CLIP_MODEL, str(path)))) == []

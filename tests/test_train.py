@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,21 @@ from demo.world import demo_names
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--size", "quarter", "--frames", "16", "--batch-size", "8", "--epochs", "3", "--linear-epochs", "5",
-        "--monitor-every", "1", "--lr", "0.01", "--workers", "0"]
+        "--monitor-every", "1", "--lr", "0.01", "--workers", "0", "--pretrained", "none"]  # the caches below
+
+
+class RandomProjectionClip(prompts.Clip):
+    """The tiny CLIP's interface with features that differ between inputs: a fixed random projection of the pixels,
+    a random unit vector per text. (A randomly initialised CLIP maps all of these inputs to nearly one feature, which
+    makes every target uniform and a step's gradient mostly float rounding.)"""
+
+    def encode_pixels(self, pixels, batch_size=256):
+        W = torch.randn(pixels[0].numel(), 64, generator=torch.Generator().manual_seed(0))
+        return torch.nn.functional.normalize(pixels.flatten(1) @ W, dim=1)  # (n, 64)
+
+    def encode_texts(self, texts, batch_size=256):
+        rows = [torch.randn(64, generator=torch.Generator().manual_seed(zlib.crc32(t.encode()))) for t in texts]
+        return torch.nn.functional.normalize(torch.stack(rows), dim=1)  # (n, 64)
 
 
 def write_tiny_demo_split(root, n_train=24, n_val=12, seed=0):
@@ -42,7 +57,7 @@ def write_tiny_demo_split(root, n_train=24, n_val=12, seed=0):
                                            + np.sin((label + 1) * t + person)[None, :, None] * 0.3)
         np.save(folder / f"{part}_data.npy", x)
         data.write_labels(folder / f"{part}_label.pkl", [f"{name}.skeleton" for name in part_names], labels)
-    clip = prompts.load_clip(prompts.DEMO_CLIP_MODEL, None)
+    clip = RandomProjectionClip(*prompts.load_clip(prompts.DEMO_CLIP_MODEL, None))
     train_names = [data.sample_name(n) for n in prompts.split_names(root, "demo", "xsub", "train")]
     answers = {name: [f"the person is doing action {data.parse_ntu_name(name).action}"] * 16 for name in train_names}
     for k, name in enumerate(train_names):  # two answers per sample, so that drawing one of the K matters
@@ -173,7 +188,8 @@ def _pretrain_process(rank, world, port, root, out, pooling):
     config, distill_config = train.parse_args(["--data-root", root, "--out", out, "--size", "quarter",
                                                "--frames", "16", "--batch-size", "8", "--epochs", "1",
                                                "--max-steps", "1", "--optimizer", "sgd", "--monitor-every", "0",
-                                               "--lr", "0.1", "--device", "cpu", "--pooling", pooling])
+                                               "--lr", "0.1", "--device", "cpu", "--pooling", pooling,
+                                               "--pretrained", "none"])  # the tiny split's caches
     try:
         train.pretrain(config, distill_config)
     finally:
@@ -199,8 +215,9 @@ def test_two_gloo_processes_train_like_one_process_on_the_global_batch(tiny_root
     for key, value in state_one["model"].items():
         if value.is_floating_point() and "running" not in key:
             step_one, step_two = value - initial[key], state_two["model"][key] - initial[key]
-            # Equal updates up to float rounding (BatchNorm of low-variance joints amplifies it to ~1e-5).
-            assert (step_two - step_one).norm() <= 1e-3 * step_one.norm() + 1e-5, key
+            # Equal updates up to float rounding, which BatchNorm of low-variance joints amplifies (up to ~1e-3 of a
+            # step: 2 processes add the gradient in another order); the losses below agree to 1e-6.
+            assert (step_two - step_one).norm() <= 2e-3 * step_one.norm() + 1e-5, key
             moved += int(step_one.norm() > 0)
     assert moved > 100  # the step did change the weights
     torch.testing.assert_close(state_two["loss_fn"]["log_logit_scale"], state_one["loss_fn"]["log_logit_scale"])
@@ -430,7 +447,6 @@ def test_bad_flags_are_explained():
                           (["--dataset", "ntu60", "--split", "xset"], "--split for ntu60 must be one of"),
                           (["--size", "huge"], "argument --size: invalid choice: 'huge'"),
                           (["--device", "tpu"], "--device must be auto | cpu | cuda | cuda:N, got 'tpu'"),
-                          (["--pretrained", "openai"], "the demo's CLIP c2vl-demo-tiny has random weights only"),
                           (["--inter", "sideways"], "invalid choice"),
                           (["--epochs", "0"], "--epochs must be >= 1")):
         result = run_train(args)
@@ -449,3 +465,6 @@ def test_presets_fill_only_what_the_user_left_empty():
     assert config.clip_model == "ViT-L-14-336" and config.pretrained == "openai"
     demo, _ = train.parse_args([])
     assert demo.size == "quarter" and demo.baseline and demo.clip_model == prompts.DEMO_CLIP_MODEL
+    assert demo.pretrained == "datasets/demo/clip/c2vl-demo-tiny.pt"  # demo/clip.py trains it: a local checkpoint
+    elsewhere, _ = train.parse_args(["--data-root", "/data", "--no-baseline"])
+    assert elsewhere.pretrained == "/data/demo/clip/c2vl-demo-tiny.pt" and not elsewhere.baseline

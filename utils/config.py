@@ -36,7 +36,7 @@ def add_arguments(parser, cls, skip=(), none_means=None):
             continue
         names = (f.name, *meta.get("aliases", ()))
         flags = list(dict.fromkeys(s for n in names for s in (f"--{n}", f"--{n.replace('_', '-')}")))  # --a_b, --a-b
-        if isinstance(f.default, bool):
+        if isinstance(f.default, bool) or meta.get("type") is bool:  # --x / --no-x (None: left to a preset)
             parser.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default,
                                 help=help)
         else:

@@ -1,16 +1,19 @@
 """Imports that can fail on a user's machine, each failing with the one command that fixes it.
 
-- `import_open_clip`: open_clip (a requirement), with the one work-around for a torchvision that does not match torch;
+- `import_open_clip`: open_clip (a requirement), with the one work-around for a torchvision that does not match torch,
+  and the project's architectures (resources/open_clip/*.json) registered;
 - `import_transformers`, `import_av`: the optional LMM extra (requirements-lmm.txt), imported only when a command
   asks for Grounding DINO / LLaVA (tools/generate_prompts.py) or for frames from video files (utils/frames.py).
 
 Not a paper concept: plumbing for prompts.py, tools/generate_prompts.py and utils/frames.py.
 """
 import sys
+from pathlib import Path
 
 import torch
 
 LMM_EXTRA = "pip install -r requirements-lmm.txt"
+OPEN_CLIP_CONFIGS = Path(__file__).resolve().parent.parent / "resources" / "open_clip"  # <architecture>.json files
 
 
 class MissingExtraError(ImportError):
@@ -45,6 +48,8 @@ def import_open_clip():
         import open_clip
     except ImportError as err:
         raise MissingExtraError(f"CLIP needs open_clip ({err}): pip install -r requirements.txt") from err
+    if "c2vl-demo-tiny" not in open_clip.list_models():
+        open_clip.add_model_config(OPEN_CLIP_CONFIGS)  # the project's own architectures, e.g. the demo's CLIP
     return open_clip
 
 
