@@ -13,8 +13,8 @@ CLIP (ViT-L/14-336 in the paper) encodes them once into a float16 memory-mapped 
     python prompts.py import pkuv2_language.zip --dataset pku2 --split xsub     # released answers -> the split
     python prompts.py encode --dataset pku2 --split xsub --modalities language   # -> the cache training reads
 
-Elsewhere: generating prompts with Grounding DINO + LLaVA (tools/generate_prompts.py), the demo's tiny random CLIP
-(demo/clip.py), skeletons and sample names (data.py), training on the caches (distill.py).
+Elsewhere: generating prompts with Grounding DINO + LLaVA (tools/generate_prompts.py), the demo's CLIP pretrained on
+the demo world (demo/clip.py), skeletons and sample names (data.py), training on the caches (distill.py).
 """
 from __future__ import annotations
 

@@ -1,1 +1,2 @@
-"""The demo: a synthetic dataset, its rendered frames and a tiny random CLIP, so everything runs without downloads."""
+"""The demo: a synthetic dataset, its rendered frames and a tiny CLIP pretrained on that world, so everything runs
+without downloads."""

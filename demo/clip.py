@@ -42,8 +42,8 @@ from utils.config import add_arguments, from_args, setting  # noqa: E402
 from utils.distributed import DEVICES  # noqa: E402
 from utils.files import save_torch, write_json  # noqa: E402
 
-# Reconstruction: nothing in the paper; the demo's stand-in for CLIP's web-scale pretraining. Settings chosen once on
-# the corpus's own held-out performers (never on a demo split); alternative: --pretrained none (random weights).
+# Reconstruction: nothing in the paper; the demo's stand-in for CLIP's web-scale pretraining. Size and recipe chosen for
+# the demo's time budget and by the corpus's held-out performers (not a demo split); alternative: --pretrained none.
 DEMO_CLIP_VERSION = 1  # bump whenever the corpus or the recipe changes: the checkpoint is then made again
 DEMO_CLIP_RECIPE = dict(steps=800, batch_size=256, lr=3e-3, weight_decay=0.1, warmup=30)
 
