@@ -4,7 +4,7 @@ Every variant is one `python train.py` run with loss flags that exist already (d
 M6, the inter-modal target of M9, the prompt modalities), over several seeds; this file only runs and tabulates.
 Finished runs are kept in the output folder and reused, so an interrupted ablation continues where it stopped.
 
-    python tools/ablation.py                                   # the demo, 3 seeds (about 25 min on 2 CPU cores)
+    python tools/ablation.py                                   # the demo, 3 seeds (about 85 min on 2 CPU cores: 21 demo runs)
     python tools/ablation.py --dataset ntu60 --split xsub --seeds 0 --train-args "--epochs 100"
 
 Writes <out>/ablation.md (mean +- std over seeds of linear top-1, kNN-20 and zero-shot top-1, in %) and ablation.png.
