@@ -106,8 +106,9 @@ class TrainConfig:
 def preset_table():
     """PRESETS as the text `--help` ends with."""
     names = list(PRESETS["real"])
-    rows = [f"  {'setting':14s} {'demo':>16s} {'real datasets':>16s}"]
-    rows += [f"  {n:14s} {str(PRESETS['demo'][n]):>16s} {str(PRESETS['real'][n]):>16s}" for n in names]
+    w = max(16, *(len(str(v)) for preset in PRESETS.values() for v in preset.values()))
+    rows = [f"  {'setting':14s} {'demo':>{w}s} {'real datasets':>16s}"]
+    rows += [f"  {n:14s} {str(PRESETS['demo'][n]):>{w}s} {str(PRESETS['real'][n]):>16s}" for n in names]
     return "settings left unset take the dataset's preset:\n" + "\n".join(rows)
 
 
