@@ -375,15 +375,8 @@ def pretrain(config, distill_config):
             P = {m: distill.pool_prompts(prompt_rows[m], config.pooling, generator, config.batch_size,
                                          rank * len(index)).to(device, non_blocking=True)
                  for m in modalities}  # {m: (B, D)}, "sample" drawn for the global batch
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                Z = net(x)  # {m: (B, D)}
-            loss, info = loss_fn(Z, P, index.to(device, non_blocking=True), epoch, config.epochs)
-            optimizer.zero_grad(set_to_none=True)
-            scale_optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scale_optimizer.step()
-            loss_fn.clamp_logit_scale_()
+            info = train_step(net, loss_fn, (optimizer, scale_optimizer), x, P, index.to(device, non_blocking=True),
+                              epoch, config.epochs, amp)
             for k, v in info.items():  # the diagnostics are 0-d tensors: summed on the device, no wait per step
                 sums[k] = sums.get(k, 0) + v
             steps += 1
@@ -422,6 +415,22 @@ def pretrain(config, distill_config):
         plot_targets(config, model, loss_fn, train_set, features, modalities, device, out)
     barrier()
     return config, model, modalities, out, device, rank
+
+
+def train_step(net, loss_fn, optimizers, x, P, index, epoch, epochs, amp=False):
+    """One optimisation step on a batch x (B, 3, T, 25, 2) with prompt features P {m: (B, D)}: forward (bf16 under
+    amp), the C2VL loss over the global batch, backward, every optimiser, the logit-scale clamp. -> the loss's info
+    (0-d device tensors: nothing here waits for the device)."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        Z = net(x)  # {m: (B, D)}
+    loss, info = loss_fn(Z, P, index, epoch, epochs)
+    for optimizer in optimizers:
+        optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    for optimizer in optimizers:
+        optimizer.step()
+    loss_fn.clamp_logit_scale_()
+    return info
 
 
 def knn_monitor(config, encoder, device):

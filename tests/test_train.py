@@ -366,13 +366,7 @@ def test_a_training_step_reads_no_value_back_from_the_device(monkeypatch):
     P = {m: torch.empty(8, 16, device=meta) for m in modalities}
     sums = {}
     for epoch in (1, 2):
-        loss, info = loss_fn(model(x), P, index, epoch, 2)
-        optimizer.zero_grad(set_to_none=True)
-        scale_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scale_optimizer.step()
-        loss_fn.clamp_logit_scale_()
+        info = train.train_step(model, loss_fn, (optimizer, scale_optimizer), x, P, index, epoch, 2)
         for k, v in info.items():
             sums[k] = sums.get(k, 0) + v
     assert sums["loss"].device == meta and sums["global_batch"] == 16
@@ -396,13 +390,8 @@ def test_compiled_model_trains_like_the_eager_one():
         optimizer, scale_optimizer, _ = train.make_optimizers(config, model, loss_fn)
         losses[compiled] = []
         for epoch in (1, 2, 2):
-            loss, _ = loss_fn(net(x), P, torch.arange(8), epoch, 2)
-            optimizer.zero_grad()
-            scale_optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            scale_optimizer.step()
-            losses[compiled].append(loss.item())
+            info = train.train_step(net, loss_fn, (optimizer, scale_optimizer), x, P, torch.arange(8), epoch, 2)
+            losses[compiled].append(info["loss"].item())
     assert losses[True][0] == pytest.approx(losses[False][0], rel=1e-5)  # the same weights: only rounding differs
     np.testing.assert_allclose(losses[True], losses[False], rtol=1e-3)  # which two optimiser steps amplify (2e-4)
 
