@@ -33,7 +33,7 @@ from tqdm import tqdm  # noqa: E402
 
 import prompts  # noqa: E402
 from data import DATASETS, DEMO_CLASSES, PARTS  # noqa: E402
-from demo.corpus import CORPUS_SUBJECTS, FRAMES_PER_SAMPLE, make_corpus  # noqa: E402
+from demo.corpus import FRAMES_PER_SAMPLE, make_corpus  # noqa: E402
 from demo.frames import demo_frame_source  # noqa: E402
 from demo.world import prepare_demo  # noqa: E402
 from prompts import DEMO_CLIP_MODEL, Clip  # noqa: E402
@@ -75,7 +75,7 @@ def pretrain_demo_clip(data_root: str | Path = "datasets", seed: int = 0, device
         corpus = make_corpus(clip.image_size, seed, workers)
         images = torch.stack([clip.preprocess(Image.fromarray(im)) for im in corpus["images"]])  # (n, 3, S, S)
         tokens = clip.tokenizer(corpus["captions"])  # (n, context)
-        train = torch.from_numpy(np.flatnonzero(corpus["subjects"] < 11 + CORPUS_SUBJECTS))
+        train = torch.from_numpy(np.flatnonzero(~corpus["held_out"]))
         model = clip.model.train().requires_grad_(True)
         optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
         warmup, steps = recipe["warmup"], recipe["steps"]
@@ -92,7 +92,7 @@ def pretrain_demo_clip(data_root: str | Path = "datasets", seed: int = 0, device
             with torch.no_grad():
                 model.logit_scale.clamp_(0, math.log(100))  # t <= 100, as CLIP
     clip.model = model.eval().requires_grad_(False)
-    check = held_out_check(clip, corpus)
+    check = held_out_check(clip, images, corpus)
     save_torch(model.state_dict(), path)
     write_json(meta_path, dict(recipe=recipe, corpus_pairs=len(train), last_loss=round(loss.item(), 4), **check,
                                seconds=round(time.perf_counter() - started, 1)))
@@ -102,12 +102,12 @@ def pretrain_demo_clip(data_root: str | Path = "datasets", seed: int = 0, device
     return path
 
 
-def held_out_check(clip: Clip, corpus: dict) -> dict:
-    """Zero-shot action recognition of the corpus's held-out performers: per frame, and with the unit features of
-    each performance's frames averaged (as P1 pools the K prompts). Chance is 1 / 15."""
-    held = np.flatnonzero(corpus["subjects"] >= 11 + CORPUS_SUBJECTS)
-    images = torch.stack([clip.preprocess(Image.fromarray(corpus["images"][i])) for i in held])
-    features = clip.encode_pixels(images)  # (n, D) unit rows
+def held_out_check(clip: Clip, images: torch.Tensor, corpus: dict) -> dict:
+    """Zero-shot action recognition of the corpus's held-out performers (`images`: the corpus preprocessed, (n, 3, S,
+    S)): per frame, and with the unit features of each performance's frames averaged (as P1 pools the K prompts).
+    Chance is 1 / 15."""
+    held = np.flatnonzero(corpus["held_out"])
+    features = clip.encode_pixels(images[held])  # (n, D) unit rows
     classes = prompts.class_text_features(DEMO_CLASSES, clip=clip)  # (C, D)
     labels = torch.from_numpy(corpus["labels"][held])
     pooled = F.normalize(features.view(-1, FRAMES_PER_SAMPLE, features.shape[1]).mean(1), dim=1)

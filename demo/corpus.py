@@ -70,12 +70,13 @@ def _corpus_sample(task) -> tuple[np.ndarray, list[str], int]:
 
 def make_corpus(size: int, seed: int = 0, workers: int | None = None) -> dict:
     """The corpus of CORPUS_SUBJECTS + HELD_OUT performers: images (n, S, S, 3) uint8, captions [n], labels (n,)
-    action ids, subjects (n,). A pure function of (size, seed)."""
+    action ids, subjects (n,), held_out (n,) bool: the last HELD_OUT performers. A pure function of (size, seed)."""
     subjects = range(11, 11 + CORPUS_SUBJECTS + HELD_OUT)
     names = corpus_names(subjects)
     samples = list(parallel_map(_corpus_sample, [(n, seed, size) for n in names], workers, "demo CLIP corpus",
                                 unit="performance"))
+    subject = np.repeat([p for _, _, p in samples], FRAMES_PER_SAMPLE)
     return dict(images=np.concatenate([crops for crops, _, _ in samples]),
                 captions=[c for _, captions, _ in samples for c in captions],
                 labels=np.repeat([int(n[17:20]) - 1 for n in names], FRAMES_PER_SAMPLE),
-                subjects=np.repeat([p for _, _, p in samples], FRAMES_PER_SAMPLE))
+                subjects=subject, held_out=subject >= 11 + CORPUS_SUBJECTS)

@@ -105,6 +105,7 @@ def test_corpus_comes_from_performers_outside_every_demo_split_and_captions_what
     n = 2 * len(data.DEMO_CLASSES) * 3 * corpus.FRAMES_PER_SAMPLE  # 2 performers, 15 actions, 3 cameras
     assert made["images"].shape == (n, 32, 32, 3) and made["images"].dtype == np.uint8 and len(made["captions"]) == n
     assert set(made["subjects"]) == {11, 12}  # the demo's splits hold subjects 1..10
+    assert np.array_equal(made["held_out"], made["subjects"] == 12)  # the last HELD_OUT performers check the CLIP
     assert not set(corpus.corpus_names(range(11, 13))) & set(demo_names())
     for caption, label in zip(made["captions"], made["labels"]):  # the action, or a person standing before/after
         assert data.DEMO_CLASSES[label] in caption or "stand" in caption or caption.startswith("a person ")
@@ -126,7 +127,6 @@ def test_clip_loss_is_clips_symmetric_infonce():
 def test_pretrain_demo_clip_saves_a_checkpoint_open_clip_loads_deterministically_and_once(tmp_path, monkeypatch):
     monkeypatch.setattr(corpus, "CORPUS_SUBJECTS", 1)
     monkeypatch.setattr(corpus, "HELD_OUT", 1)
-    monkeypatch.setattr(demo_clip, "CORPUS_SUBJECTS", 1)
     monkeypatch.setattr(demo_clip, "DEMO_CLIP_RECIPE", dict(demo_clip.DEMO_CLIP_RECIPE, steps=3, batch_size=16))
     state = torch.random.get_rng_state()
     path = demo_clip.pretrain_demo_clip(tmp_path / "a", workers=1)
@@ -161,7 +161,6 @@ def test_health_check_fires_on_random_demo_clip_vision_features_and_not_after_pr
     assert prompt_health(vision_features(prompts.load_clip(prompts.DEMO_CLIP_MODEL, None)))  # random weights: warns
     monkeypatch.setattr(corpus, "CORPUS_SUBJECTS", 2)
     monkeypatch.setattr(corpus, "HELD_OUT", 1)
-    monkeypatch.setattr(demo_clip, "CORPUS_SUBJECTS", 2)
     monkeypatch.setattr(demo_clip, "DEMO_CLIP_RECIPE", dict(demo_clip.DEMO_CLIP_RECIPE, steps=150, batch_size=128))
     path = demo_clip.pretrain_demo_clip(tmp_path)
     assert prompt_health(vision_features(prompts.load_clip(prompts.DEMO_CLIP_MODEL, str(path)))) == []
