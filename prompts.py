@@ -41,7 +41,7 @@ from data import (PARTS, DataFormatError, DataNotFoundError, UnsafePickleError, 
 from distill import MODALITIES, pool_prompts  # P1, the same pooling training applies to "sample" caches
 from utils.config import add_arguments, from_args, setting
 from utils.distributed import DEVICES, resolve_device
-from utils.files import atomic_path, move_into_place, write_json
+from utils.files import atomic_path, file_sha256, move_into_place, write_json
 from utils.diagnostics import prompt_health
 from utils.frames import FrameSourceError, open_frame_source
 from utils.imports import MissingExtraError, import_open_clip
@@ -326,7 +326,7 @@ def _copy_reused_rows(rows: np.ndarray, done: np.ndarray, header: dict, reuse: S
     """Copy the rows of finished caches in `reuse` with the same model and pooling for the same (sample, prompt id);
     mark them done. NTU's xsub and xview hold the same samples: each is encoded once."""
     row_of = {(k, p): i for i, (k, p) in enumerate(zip(header["names"], header["prompt_ids"]))}
-    same = ("format", "modality", "model", "pretrained", "K", "pooling", "dim")
+    same = ("format", "modality", "model", "pretrained", "weights", "K", "pooling", "dim")
     for other in reuse:
         if not (other.is_file() and other.with_suffix(".json").is_file()):
             continue
@@ -353,7 +353,7 @@ def encode_cache(path: str | Path, names: Sequence[str], load_prompt: Callable[[
         raise PromptError(f"unknown pooling {pooling!r}; choose from {POOLINGS}")
     path, keys = Path(path), [sample_name(n) for n in names]
     header = dict(format=CACHE_FORMAT, modality=modality, model=model_name, pretrained=pretrained or None,
-                  K=K, pooling=pooling, dim=clip.dim, dtype="float16",
+                  weights=weights_fingerprint(pretrained), K=K, pooling=pooling, dim=clip.dim, dtype="float16",
                   input_hash=hashlib.sha256("".join(prompt_ids).encode()).hexdigest(), names=keys,
                   prompt_ids=list(prompt_ids))
     shape = (len(keys), clip.dim) if pooling == "mean" else (len(keys), K, clip.dim)
@@ -425,6 +425,12 @@ def encode_vision(prompts: dict[str, dict], path: str | Path, open_source: Calla
                         [prompt_id(p) for p in prompts.values()], K, pooling, **kwargs)
 
 
+def weights_fingerprint(pretrained: str | None) -> str | None:
+    """sha256 of a checkpoint file given as `pretrained` (a cache encoded before the file changed is stale);
+    None for an open_clip tag (fixed weights) or random weights."""
+    return file_sha256(pretrained) if pretrained and os.path.isfile(pretrained) else None
+
+
 def _same_pretrained(a: str | None, b: str | None) -> bool:
     a, b = a or None, b or None
     if a and b and os.path.exists(a) and os.path.exists(b):
@@ -448,6 +454,9 @@ def load_prompt_features(path: str | Path, names: Sequence[str], model_name: str
         raise PromptError(
             f"{path} was encoded with CLIP model {header.get('model')!r} / pretrained {header.get('pretrained')!r}, "
             f"but model {model_name!r} / pretrained {pretrained!r} was asked for; re-encode or pick the matching cache")
+    if header.get("weights") != weights_fingerprint(pretrained):
+        raise PromptError(f"{path} was encoded with an earlier version of the checkpoint {pretrained} (the file has "
+                          f"changed since): encode again with `python prompts.py encode ...`")
     features = np.load(path, mmap_mode="r")
     expected = [len(header["names"]), header["dim"]] if header["pooling"] == "mean" else \
         [len(header["names"]), header["K"], header["dim"]]

@@ -275,10 +275,12 @@ def make_lr_lambda(config):
 # ----------------------------------------------------------------------------------------------------------------
 
 def prepare_demo_inputs(config, rank):
-    """The demo makes its own data and prompt features when they are missing (later runs reuse them)."""
-    if rank == 0 and not all(prompt_cache_path(config, m).is_file() for m in distill.MODALITIES):
-        from demo.clip import prepare_demo_prompts  # the demo world is plumbing: the reading path never needs it
-        from demo.world import prepare_demo
+    """The demo makes its own data, demo CLIP and prompt features when they are missing or were made by an earlier
+    demo CLIP (later runs reuse them)."""
+    from demo.clip import demo_prompts_ready, prepare_demo_prompts  # plumbing: the reading path never needs it
+    from demo.world import prepare_demo
+    caches = [prompt_cache_path(config, m) for m in distill.MODALITIES]
+    if rank == 0 and not demo_prompts_ready(caches, config.clip_model, clip_pretrained(config), config.data_root):
         prepare_demo(config.data_root)
         prepare_demo_prompts(config.data_root, splits=(config.split,), parts=("train",),  # what training reads
                              random_clip=clip_pretrained(config) is None)

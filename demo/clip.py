@@ -53,6 +53,27 @@ def demo_clip_checkpoint(data_root: str | Path = "datasets") -> Path:
     return Path(data_root) / "demo" / "clip" / f"{DEMO_CLIP_MODEL}.pt"
 
 
+def demo_clip_recipe(seed: int = 0) -> dict:
+    """What the checkpoint's .json records; a checkpoint made with another recipe is made again."""
+    return dict(DEMO_CLIP_RECIPE, version=DEMO_CLIP_VERSION, seed=seed)
+
+
+def demo_prompts_ready(caches: Sequence[Path], model_name: str, pretrained: str | None,
+                       data_root: str | Path = "datasets") -> bool:
+    """Whether the prompt caches train.py reads exist and, when they are the demo CLIP's, were encoded from its
+    current checkpoint (made with the current recipe; the caches record the file's sha256)."""
+    if not all(Path(c).is_file() and Path(c).with_suffix(".json").is_file() for c in caches):
+        return False
+    checkpoint = demo_clip_checkpoint(data_root)
+    if model_name != DEMO_CLIP_MODEL or pretrained is None or Path(pretrained) != checkpoint:
+        return True  # random weights, or a CLIP of the user's: nothing here would make them again
+    meta = checkpoint.with_suffix(".json")
+    if not (checkpoint.is_file() and meta.is_file()) or json.loads(meta.read_text()).get("recipe") != demo_clip_recipe():
+        return False
+    weights = prompts.weights_fingerprint(str(checkpoint))
+    return all(json.loads(Path(c).with_suffix(".json").read_text()).get("weights") == weights for c in caches)
+
+
 def clip_loss(image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
     """CLIP's symmetric InfoNCE of a batch of n matching (image, caption) pairs: unit rows (n, D) each."""
     logits = logit_scale.exp() * image @ text.T  # (n, n); pair i is the positive of row i and of column i
@@ -64,7 +85,7 @@ def pretrain_demo_clip(data_root: str | Path = "datasets", seed: int = 0, device
                        workers: int | None = None) -> Path:
     """Train DEMO_CLIP_MODEL contrastively on the demo corpus (demo/corpus.py) and save its open_clip state dict,
     loadable as `--pretrained <path>`; returns the path. Idempotent and deterministic for a seed."""
-    path, recipe = demo_clip_checkpoint(data_root), dict(DEMO_CLIP_RECIPE, version=DEMO_CLIP_VERSION, seed=seed)
+    path, recipe = demo_clip_checkpoint(data_root), demo_clip_recipe(seed)
     meta_path = path.with_suffix(".json")
     if path.is_file() and meta_path.is_file() and json.loads(meta_path.read_text()).get("recipe") == recipe:
         return path

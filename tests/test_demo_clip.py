@@ -144,6 +144,29 @@ def test_pretrain_demo_clip_saves_a_checkpoint_open_clip_loads_deterministically
     assert not any(p.requires_grad for p in clip.model.parameters())
 
 
+def test_demo_prompts_are_made_again_after_the_demo_clip_changes(tmp_path):
+    """train.py remakes the demo's caches when the demo CLIP's recipe changed (its checkpoint is then trained again)
+    or its checkpoint file is not the one the caches were encoded from; caches of other CLIPs only need to exist."""
+    checkpoint = demo_clip.demo_clip_checkpoint(tmp_path)
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"demo CLIP weights")
+    checkpoint.with_suffix(".json").write_text(json.dumps({"recipe": demo_clip.demo_clip_recipe()}))
+    caches = [tmp_path / f"train_{m}.npy" for m in ("vision", "language")]
+    for cache in caches:
+        cache.write_bytes(b"features")
+        cache.with_suffix(".json").write_text(json.dumps({"weights": prompts.weights_fingerprint(str(checkpoint))}))
+    ready = lambda: demo_clip.demo_prompts_ready(caches, prompts.DEMO_CLIP_MODEL, str(checkpoint), tmp_path)  # noqa
+    assert ready()
+    checkpoint.with_suffix(".json").write_text(json.dumps({"recipe": dict(demo_clip.demo_clip_recipe(), steps=1)}))
+    assert not ready()  # an older recipe: pretrain_demo_clip makes the checkpoint again
+    checkpoint.with_suffix(".json").write_text(json.dumps({"recipe": demo_clip.demo_clip_recipe()}))
+    checkpoint.write_bytes(b"new demo CLIP weights")
+    assert not ready()  # the caches hold the features of the old file
+    assert demo_clip.demo_prompts_ready(caches, prompts.DEMO_CLIP_MODEL, None, tmp_path)  # random weights: exist
+    caches[0].unlink()
+    assert not demo_clip.demo_prompts_ready(caches, prompts.DEMO_CLIP_MODEL, None, tmp_path)
+
+
 def test_health_check_fires_on_random_demo_clip_vision_features_and_not_after_pretraining(demo_root, tmp_path,
                                                                                           monkeypatch):
     """The failure the check exists for: a random CLIP maps every person crop to nearly the same feature; the demo

@@ -1,5 +1,6 @@
 """prompts.py: released prompts, frame sampling, person crops (of vision prompts made by tools/generate_prompts.py),
 the frozen-CLIP cache (P1), its refusals, P2."""
+import hashlib
 import json
 import os
 import subprocess
@@ -333,6 +334,21 @@ def test_cache_refuses_another_model_or_pretrained_saying_which(clip, released, 
         load_prompt_features(path, list(released), "ViT-L-14-336", "openai")
     with pytest.raises(PromptError, match=r"pretrained None.*pretrained 'laion2b'"):
         load_prompt_features(path, list(released), MODEL, "laion2b")
+
+
+def test_cache_of_a_checkpoint_file_is_refused_and_encoded_again_once_the_file_changes(clip, released, tmp_path):
+    """A checkpoint path names a file that can be rewritten (the demo CLIP is, when its recipe changes): the cache
+    records the file's sha256, and a cache of its earlier contents is refused by name and re-encoded."""
+    checkpoint = tmp_path / "my-clip.pt"
+    checkpoint.write_bytes(b"weights, version 1")
+    path = encode_language(released, tmp_path / "c.npy", clip, MODEL, str(checkpoint))
+    load_prompt_features(path, list(released), MODEL, str(checkpoint))  # the same file: accepted
+    assert json.loads(path.with_suffix(".json").read_text())["weights"] == hashlib.sha256(b"weights, version 1").hexdigest()
+    checkpoint.write_bytes(b"weights, version 2")
+    with pytest.raises(PromptError, match=r"earlier version of the checkpoint .*my-clip.pt .*prompts.py encode"):
+        load_prompt_features(path, list(released), MODEL, str(checkpoint))
+    encode_language(released, path, clip, MODEL, str(checkpoint))  # the header differs: encoded again
+    load_prompt_features(path, list(released), MODEL, str(checkpoint))
 
 
 def test_cache_refuses_missing_names_naming_them_unless_allow_partial(clip, released, tmp_path):

@@ -5,6 +5,7 @@
   written over a long time (prompts.py's resumable cache) is finished with `move_into_place` itself;
 - `write_text`, `write_json`, `save_torch`, `save_figure`: the usual writes, made atomic;
 - `refuse_to_overwrite`: a split is replaced only with --force;
+- `file_sha256`: what a file holds (prompts.py: is a cache still the encoding of this checkpoint file?);
 - `safe_load_pickle`: pickles of plain containers and numpy arrays only (loading a pickle can run code);
 - `ArrayFile`, `NpyRowWriter`: (N, ...) arrays read and written row by row with preadv/pwrite, memory flat.
 Not a paper concept: plumbing for data.py, prompts.py, train.py and evaluate.py.
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import hashlib
 import importlib
 import json
 import os
@@ -318,3 +321,18 @@ def remove_part_arrays(folder, part: str, keep=()) -> None:
     for old in Path(folder).glob(f"{part}_data*.npy"):
         if old.resolve() not in keep:
             old.unlink()
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, hex; hashed once per process while its size and modification time stay the same."""
+    stat = os.stat(path)
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()
