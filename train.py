@@ -84,6 +84,7 @@ class TrainConfig:
     lr_schedule: str | None = setting(None, "per-epoch schedule", ("step", "cosine"), str)
     lr_steps: str | None = setting(None, "epochs after which lr is x0.1 (schedule 'step'), comma separated", kind=str)
     warmup_epochs: int = setting(0, "linear lr warm-up")
+    grad_clip: float = setting(1.0, "largest L2 norm of the encoder and heads' gradient, rescaled above it (0: off)")
     logit_scale_lr: float = setting(1e-4, "Adam learning rate of the logit scale s = log t, 1 <= t <= 100 (0: t fixed)")
     collapse_patience: int = setting(3, "stop when the loss sits at chance (ln N) or t at 1 for this many epochs "
                                      "after the first (0: never)")
@@ -135,6 +136,8 @@ def fill_presets(config):
         if getattr(config, name) is None:  # left unset
             setattr(config, name, value.format(data_root=config.data_root) if isinstance(value, str) else value)
     resolve_device(config.device)
+    if config.grad_clip < 0:
+        raise ValueError(f"--grad-clip must be >= 0 (0: off), got {config.grad_clip}")
     for name in ("epochs", "batch_size", "frames", "linear_epochs"):
         if getattr(config, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(config, name)}")
@@ -254,9 +257,9 @@ def collapse_message(history, config, modalities):
                      + ", ".join(f"loss_{m} = {r[f'loss_{m}']:.4f}" for m in modalities) for r in recent)
     return (f"training has collapsed: for {patience} epochs the loss per modality stayed at chance "
             f"(ln N = {chance:.4f}, N = {config.batch_size}) or the logit scale t sat at its floor 1:\n{rows}\n"
-            f"Nothing more will be learned. Try a smaller --lr (now {config.lr}), --optimizer adamw, a smaller "
-            f"--logit_scale_lr (now {config.logit_scale_lr}; 0 fixes t), and check that the prompt features are "
-            f"not all alike; --collapse_patience 0 turns this guard off.")
+            f"Nothing more will be learned. Try a smaller --lr (now {config.lr}), --optimizer adamw, --grad_clip 1 "
+            f"(now {config.grad_clip}), a smaller --logit_scale_lr (now {config.logit_scale_lr}; 0 fixes t), and "
+            f"check that the prompt features are not all alike; --collapse_patience 0 turns this guard off.")
 
 
 def make_lr_lambda(config):
@@ -305,6 +308,7 @@ def resumed_settings(config):
                   else ""))
         raise FileNotFoundError(f"--resume {out}: nothing to continue from, {why}")
     saved = json.loads((out / "config.json").read_text())
+    saved["train"].setdefault("grad_clip", 0.0)  # runs begun before gradient clipping continue without it
     resumed = TrainConfig(**{**saved["train"], "resume": str(out), "out": str(out), "device": config.device,
                              "workers": config.workers})
     return resumed, DistillConfig(**saved["distill"])
@@ -378,7 +382,7 @@ def pretrain(config, distill_config):
                                          rank * len(index)).to(device, non_blocking=True)
                  for m in modalities}  # {m: (B, D)}, "sample" drawn for the global batch
             info = train_step(net, loss_fn, (optimizer, scale_optimizer), x, P, index.to(device, non_blocking=True),
-                              epoch, config.epochs, amp)
+                              epoch, config.epochs, amp, config.grad_clip)
             for k, v in info.items():  # the diagnostics are 0-d tensors: summed on the device, no wait per step
                 sums[k] = sums.get(k, 0) + v
             steps += 1
@@ -419,16 +423,20 @@ def pretrain(config, distill_config):
     return config, model, modalities, out, device, rank
 
 
-def train_step(net, loss_fn, optimizers, x, P, index, epoch, epochs, amp=False):
+def train_step(net, loss_fn, optimizers, x, P, index, epoch, epochs, amp=False, grad_clip=0.0):
     """One optimisation step on a batch x (B, 3, T, 25, 2) with prompt features P {m: (B, D)}: forward (bf16 under
-    amp), the C2VL loss over the global batch, backward, every optimiser, the logit-scale clamp. -> the loss's info
-    (0-d device tensors: nothing here waits for the device)."""
+    amp), the C2VL loss over the global batch, backward, the gradient clipped to norm grad_clip, every optimiser,
+    the logit-scale clamp. -> the loss's info (0-d device tensors: nothing here waits for the device)."""
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
         Z = net(x)  # {m: (B, D)}
     loss, info = loss_fn(Z, P, index, epoch, epochs)
     for optimizer in optimizers:
         optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    # Reconstruction: the gradient of the encoder and heads is clipped to L2 norm 1 (SGD at lr 0.1 otherwise takes
+    # a first step 3x the size of the weights, and then stalls: docs/training.md); alternative: --grad_clip 0.
+    if grad_clip:
+        nn.utils.clip_grad_norm_(net.parameters(), grad_clip)  # on the device: no wait
     for optimizer in optimizers:
         optimizer.step()
     loss_fn.clamp_logit_scale_()

@@ -174,6 +174,7 @@ class Trainer:
                                                         optimizer=cfg.optimizer, lr=cfg.lr,
                                                         weight_decay=cfg.weight_decay))
         self.optimizer, self.scale_optimizer, _ = train.make_optimizers(settings, model, self.loss_fn)
+        self.grad_clip = settings.grad_clip
         self.fill_bank(seed)
         self.sampler = GlobalBatchSampler(indices, cfg.batch, 0, 1, seed)
         self.sampler.epoch = EPOCH
@@ -222,6 +223,8 @@ class Trainer:
         if timed:
             sync(device)
             t.append(time.perf_counter())
+        if self.grad_clip:  # as train.train_step: timed with the optimiser
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip)
         self.optimizer.step()
         self.scale_optimizer.step()
         self.loss_fn.clamp_logit_scale_()

@@ -286,40 +286,84 @@ def test_ctrl_c_names_a_resume_command_only_when_there_is_a_checkpoint(tmp_path,
     assert ("no checkpoint to continue from" in err) == (not saved)
 
 
-def learnable_problem(n=16, d=8, seed=0):
-    """n samples whose prompt features P are a fixed linear image of their inputs: there is something to learn."""
+def learnable_problem(n=16, d=8, seed=0, common=0.0):
+    """n samples whose prompt features P are a fixed linear image of their inputs: there is something to learn.
+    common > 0 adds a direction shared by every prompt (CLIP features are alike: mean cosine 0.8-0.9 on the demo)."""
     g = torch.Generator().manual_seed(seed)
     X = torch.randn(n, 12, generator=g)
-    P = {m: torch.nn.functional.normalize(X @ torch.randn(12, d, generator=g), dim=1) for m in ("vision", "language")}
+    u = torch.nn.functional.normalize(torch.randn(d, generator=g), dim=0)
+    P = {m: torch.nn.functional.normalize(common * u + torch.nn.functional.normalize(
+        X @ torch.randn(12, d, generator=g), dim=1), dim=1) for m in ("vision", "language")}
     return X, P
 
 
-def test_real_preset_optimiser_keeps_t_in_range_and_lowers_the_loss():
-    config, distill_config = train.parse_args(["--dataset", "ntu60", "--batch-size", "16"])
+class Heads(torch.nn.Module):
+    """The projection heads g_m on a 12-d input, in place of ST-GCN: X (n, 12) -> {m: (n, 8)}."""
+
+    def __init__(self):
+        super().__init__()
+        self.heads = torch.nn.ModuleDict({m: train.distill.ProjectionHead(12, 64, 8) for m in ("vision", "language")})
+
+    def forward(self, x):
+        return {m: head(x) for m, head in self.heads.items()}
+
+
+def run_real_preset(grad_clip, steps=40):
+    """`steps` steps of the real preset's optimisers (SGD 0.1, momentum 0.9) with prompts of mean cosine 0.91."""
+    config, distill_config = train.parse_args(["--dataset", "ntu60", "--batch-size", "32",
+                                               "--grad-clip", str(grad_clip)])
     assert (config.optimizer, config.lr, config.lr_schedule) == ("sgd", 0.1, "step")  # the real preset
-    X, P = learnable_problem()
+    X, P = learnable_problem(n=32, common=3.0)
     torch.manual_seed(0)
-    model = torch.nn.ModuleDict({m: torch.nn.Sequential(torch.nn.Linear(12, 32), torch.nn.ReLU(), torch.nn.Linear(32, 8))
-                                 for m in ("vision", "language")})
+    net = Heads()
     loss_fn = train.C2VLLoss(distill_config, len(X), 8)
-    optimizer, scale_optimizer, _ = train.make_optimizers(config, model, loss_fn)
-    index, losses, scales = torch.arange(len(X)), [], []
-    for step in range(60):  # within epoch 1, so that the targets stay the same and losses compare
-        loss, info = loss_fn({m: model[m](X) for m in P}, P, index, 1, 3)
-        optimizer.zero_grad()
-        scale_optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        scale_optimizer.step()
-        loss_fn.clamp_logit_scale_()
-        losses.append(loss.item())
-        scales.append(info["logit_scale"])
-    chance = 2 * math.log(len(X))  # ln N per modality, two modalities
-    assert 10.0 < min(scales) and max(scales) <= 100.0, scales  # before the fix: t = 0.0003 after two epochs
-    assert losses[-1] < 0.1 * chance < losses[0], (losses[0], losses[-1], chance)
+    optimizers = train.make_optimizers(config, net, loss_fn)[:2]
+    infos = [train.train_step(net, loss_fn, optimizers, X, P, torch.arange(len(X)), 1, 3, grad_clip=config.grad_clip)
+             for _ in range(steps)]  # within epoch 1, so that the targets stay the same and losses compare
     with torch.no_grad():
-        S = torch.nn.functional.normalize(model["language"](X), dim=1) @ P["language"].T  # (N, N)
-    assert (S.argmax(dim=1) == index).float().mean() >= 0.9  # in-batch retrieval; chance 1/16
+        Z = net(X)["language"]
+    S = torch.nn.functional.normalize(Z, dim=1) @ P["language"].T  # (N, N)
+    return ([i["loss"].item() for i in infos], [i["logit_scale"].item() for i in infos], Z.norm(dim=1).mean().item(),
+            (S.argmax(dim=1) == torch.arange(len(X))).float().mean().item())
+
+
+def test_real_preset_optimiser_keeps_t_in_range_and_lowers_the_loss():
+    losses, scales, norm, retrieval = run_real_preset(grad_clip=train.TrainConfig.grad_clip)  # the default, 1
+    chance = 2 * math.log(32)  # ln N per modality, two modalities
+    assert 10.0 < min(scales) and max(scales) <= 100.0, scales  # before the fix: t = 0.0003 after two epochs
+    assert losses[-1] < 0.7 * chance < losses[0], (losses[0], losses[-1], chance)
+    assert retrieval >= 0.8 and norm < 10  # in-batch retrieval; chance 1/32
+
+
+def test_without_gradient_clipping_sgd_inflates_the_embeddings_and_learns_less():
+    """The mechanism behind --grad-clip: the loss depends on Z only through Z/|Z|, so its gradient is orthogonal to
+    Z and every SGD step lengthens Z; the first steps' large gradients (prompts alike: a skeleton that leads for
+    one prompt leads for all) make |Z| grow ~8x, which divides every later step by |Z|^2."""
+    _, _, norm, retrieval = run_real_preset(grad_clip=0)
+    _, _, clipped_norm, clipped_retrieval = run_real_preset(grad_clip=1)
+    assert norm > 4 * clipped_norm and retrieval < clipped_retrieval - 0.3, (norm, clipped_norm, retrieval,
+                                                                             clipped_retrieval)
+
+
+def test_train_step_clips_the_gradient_to_norm_grad_clip():
+    """One SGD step (first step: momentum buffer = gradient) moves every weight by -lr g min(1, c / |g|), |g| the L2
+    norm of the whole gradient of the encoder and heads; the logit scale is not clipped (its own Adam)."""
+    config, distill_config = train.parse_args(["--dataset", "ntu60", "--batch-size", "32", "--weight-decay", "0"])
+    X, P = learnable_problem(n=32, common=3.0)
+    for c in (0.5, 1e6):
+        torch.manual_seed(0)
+        net, loss_fn = Heads(), train.C2VLLoss(distill_config, len(X), 8)
+        before = [p.detach().clone() for p in net.parameters()]
+        loss, _ = loss_fn(net(X), P, torch.arange(len(X)), 1, 3)
+        grads = torch.autograd.grad(loss, list(net.parameters()))
+        norm = torch.sqrt(sum((g ** 2).sum() for g in grads))
+        assert norm > 0.5  # so that c = 0.5 clips
+        torch.manual_seed(0)
+        net, loss_fn = Heads(), train.C2VLLoss(distill_config, len(X), 8)
+        train.train_step(net, loss_fn, train.make_optimizers(config, net, loss_fn)[:2], X, P, torch.arange(len(X)),
+                         1, 3, grad_clip=c)
+        for p, p0, g in zip(net.parameters(), before, grads):
+            torch.testing.assert_close(p - p0, -config.lr * g * min(1.0, c / norm.item()), rtol=1e-3, atol=1e-6)
 
 
 def test_metrics_jsonl_keeps_its_keys(full_run):
@@ -366,7 +410,8 @@ def test_a_training_step_reads_no_value_back_from_the_device(monkeypatch):
     P = {m: torch.empty(8, 16, device=meta) for m in modalities}
     sums = {}
     for epoch in (1, 2):
-        info = train.train_step(model, loss_fn, (optimizer, scale_optimizer), x, P, index, epoch, 2)
+        info = train.train_step(model, loss_fn, (optimizer, scale_optimizer), x, P, index, epoch, 2,
+                                grad_clip=config.grad_clip)  # the clip as well
         for k, v in info.items():
             sums[k] = sums.get(k, 0) + v
     assert sums["loss"].device == meta and sums["global_batch"] == 16
