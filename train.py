@@ -434,7 +434,7 @@ def train_step(net, loss_fn, optimizers, x, P, index, epoch, epochs, amp=False, 
         optimizer.zero_grad(set_to_none=True)
     loss.backward()
     # Reconstruction: the gradient of the encoder and heads is clipped to L2 norm 1 (SGD at lr 0.1 otherwise takes
-    # a first step 3x the size of the weights, and then stalls: docs/training.md); alternative: --grad_clip 0.
+    # first steps larger than the weights, and then stalls: docs/training.md); alternative: --grad_clip 0.
     if grad_clip:
         nn.utils.clip_grad_norm_(net.parameters(), grad_clip)  # on the device: no wait
     for optimizer in optimizers:

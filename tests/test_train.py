@@ -482,7 +482,8 @@ def test_bad_flags_are_explained():
                           (["--size", "huge"], "argument --size: invalid choice: 'huge'"),
                           (["--device", "tpu"], "--device must be auto | cpu | cuda | cuda:N, got 'tpu'"),
                           (["--inter", "sideways"], "invalid choice"),
-                          (["--epochs", "0"], "--epochs must be >= 1")):
+                          (["--epochs", "0"], "--epochs must be >= 1"),
+                          (["--grad-clip", "-1"], "--grad-clip must be >= 0")):
         result = run_train(args)
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr[-500:])
 
