@@ -258,7 +258,8 @@ def checked_device(name: str | torch.device | None = "auto") -> str:
 def load_clip(model_name: str = DEFAULT_CLIP_MODEL, pretrained: str | None = DEFAULT_CLIP_PRETRAINED,
               device: str = "cpu", cache_dir: str | None = None) -> Clip:
     """A frozen open_clip model (any registered architecture, DEMO_CLIP_MODEL included; `pretrained`: a tag, a local
-    checkpoint path or None = random weights), as a Clip. `cache_dir`: where open_clip keeps downloads (default: the HF cache)."""
+    checkpoint path or None = random weights), as a Clip. `cache_dir`: where open_clip keeps downloads (default: the
+    HF cache)."""
     device, open_clip = checked_device(device), import_open_clip()
     if model_name not in open_clip.list_models() and not model_name.startswith(("hf-hub:", "local-dir:")):
         raise PromptError(f"unknown open_clip model {model_name!r}; see open_clip.list_models()")

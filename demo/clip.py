@@ -58,6 +58,13 @@ def demo_clip_recipe(seed: int = 0) -> dict:
     return dict(DEMO_CLIP_RECIPE, version=DEMO_CLIP_VERSION, seed=seed)
 
 
+def demo_clip_is_current(data_root: str | Path = "datasets", seed: int = 0) -> bool:
+    """Whether the demo CLIP's checkpoint exists and was made with the current recipe (its .json says so)."""
+    path = demo_clip_checkpoint(data_root)
+    meta = path.with_suffix(".json")
+    return path.is_file() and meta.is_file() and json.loads(meta.read_text()).get("recipe") == demo_clip_recipe(seed)
+
+
 def demo_prompts_ready(caches: Sequence[Path], model_name: str, pretrained: str | None,
                        data_root: str | Path = "datasets") -> bool:
     """Whether the prompt caches train.py reads exist and, when they are the demo CLIP's, were encoded from its
@@ -67,8 +74,7 @@ def demo_prompts_ready(caches: Sequence[Path], model_name: str, pretrained: str 
     checkpoint = demo_clip_checkpoint(data_root)
     if model_name != DEMO_CLIP_MODEL or pretrained is None or Path(pretrained) != checkpoint:
         return True  # random weights, or a CLIP of the user's: nothing here would make them again
-    meta = checkpoint.with_suffix(".json")
-    if not (checkpoint.is_file() and meta.is_file()) or json.loads(meta.read_text()).get("recipe") != demo_clip_recipe():
+    if not demo_clip_is_current(data_root):
         return False
     weights = prompts.weights_fingerprint(str(checkpoint))
     return all(json.loads(Path(c).with_suffix(".json").read_text()).get("weights") == weights for c in caches)
@@ -86,8 +92,7 @@ def pretrain_demo_clip(data_root: str | Path = "datasets", seed: int = 0, device
     """Train DEMO_CLIP_MODEL contrastively on the demo corpus (demo/corpus.py) and save its open_clip state dict,
     loadable as `--pretrained <path>`; returns the path. Idempotent and deterministic for a seed."""
     path, recipe = demo_clip_checkpoint(data_root), demo_clip_recipe(seed)
-    meta_path = path.with_suffix(".json")
-    if path.is_file() and meta_path.is_file() and json.loads(meta_path.read_text()).get("recipe") == recipe:
+    if demo_clip_is_current(data_root, seed):
         return path
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[]):  # the same weights on every call; the caller's random state untouched
@@ -115,8 +120,9 @@ def pretrain_demo_clip(data_root: str | Path = "datasets", seed: int = 0, device
     clip.model = model.eval().requires_grad_(False)
     check = held_out_check(clip, images, corpus)
     save_torch(model.state_dict(), path)
-    write_json(meta_path, dict(recipe=recipe, corpus_pairs=len(train), last_loss=round(loss.item(), 4), **check,
-                               seconds=round(time.perf_counter() - started, 1)))
+    write_json(path.with_suffix(".json"), dict(recipe=recipe, corpus_pairs=len(train),
+                                               last_loss=round(loss.item(), 4), **check,
+                                               seconds=round(time.perf_counter() - started, 1)))
     print(f"demo CLIP: {path} (held-out performers: zero-shot {check['held_out_zero_shot']:.1%} per frame, "
           f"{check['held_out_zero_shot_pooled']:.1%} per performance; {time.perf_counter() - started:.0f} s)",
           file=sys.stderr)

@@ -343,7 +343,8 @@ def test_cache_of_a_checkpoint_file_is_refused_and_encoded_again_once_the_file_c
     checkpoint.write_bytes(b"weights, version 1")
     path = encode_language(released, tmp_path / "c.npy", clip, MODEL, str(checkpoint))
     load_prompt_features(path, list(released), MODEL, str(checkpoint))  # the same file: accepted
-    assert json.loads(path.with_suffix(".json").read_text())["weights"] == hashlib.sha256(b"weights, version 1").hexdigest()
+    header = json.loads(path.with_suffix(".json").read_text())
+    assert header["weights"] == hashlib.sha256(b"weights, version 1").hexdigest()
     checkpoint.write_bytes(b"weights, version 2")
     with pytest.raises(PromptError, match=r"earlier version of the checkpoint .*my-clip.pt .*prompts.py encode"):
         load_prompt_features(path, list(released), MODEL, str(checkpoint))

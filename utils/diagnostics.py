@@ -3,7 +3,7 @@
 When every sample's prompt feature points the same way (a random or wrong CLIP, crops that all show the same
 background), the similarity targets of that modality (M2, M7) are uniform rows and its branch learns nothing; with
 random CLIP weights the demo's vision features have a mean pairwise cosine of 0.996 (the pretrained demo CLIP's:
-0.79). prompts.py checks each cache it writes, train.py the caches it trains on. Not a paper concept.
+0.66). prompts.py checks each cache it writes, train.py the caches it trains on. Not a paper concept.
 """
 import numpy as np
 
