@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import data
+from utils.files import read_label_pkl
 from test_data import LABELS, NAMES, raw_samples, write_stgcn  # the samples data.py's tests use too
 from tools.foreign_formats import convert_existing, detect_format
 
@@ -130,7 +131,27 @@ def test_names_and_arrays_length_mismatch_is_an_error(tmp_path):
         convert_existing(tmp_path / "short", "ntu60", "xsub", data_root=tmp_path / "out")
     (tmp_path / "pairs.pkl").write_bytes(pickle.dumps((NAMES, LABELS[:3])))
     with pytest.raises(data.DataFormatError, match="5 names but 3 labels"):
-        data.read_label_pkl(tmp_path / "pairs.pkl")
+        read_label_pkl(tmp_path / "pairs.pkl")
+
+
+@pytest.mark.parametrize("empty", ["train", "test"])
+def test_ctrgcn_npz_with_an_empty_part_converts_the_part_that_exists(tmp_path, capsys, empty):
+    """Both NTU60_CS.npz (x_train emptied) and NTU60_CV.npz (x_test emptied) circulate; with the name list the
+    non-empty part converts with its names, and the message says which part was left out."""
+    listed = ["S001C001P001R001A001", "S001C002P003R001A004", "S001C002P002R001A002", "S001C001P006R001A005"]
+    (tmp_path / "names.txt").write_text("\n".join(listed) + "\n")
+    rows = {"train": raw_samples(7, 2), "test": raw_samples(8, 2)}
+    arrays = {f"x_{k}": ctrgcn_rows(v) for k, v in rows.items()}
+    arrays.update(y_train=np.eye(60)[[0, 1]], y_test=np.eye(60)[[3, 4]])
+    arrays[f"x_{empty}"], arrays[f"y_{empty}"] = np.zeros((0, 300, 150), np.float32), np.zeros((0, 60))
+    np.savez(tmp_path / "NTU60_CV.npz", **arrays)  # xview: cameras 2, 3 train, camera 1 test
+    convert_existing(tmp_path / "NTU60_CV.npz", "ntu60", names_file=tmp_path / "names.txt", data_root=tmp_path / "out")
+    part, kept = ("val", "train") if empty == "test" else ("train", "test")
+    assert f"x_{empty} is empty: its {part} part is left out" in capsys.readouterr().err
+    array, names, _ = installed(tmp_path / "out", "ntu60", "xview", "train" if kept == "train" else "val")
+    np.testing.assert_array_equal(array, rows[kept])
+    assert names == (listed[1:3] if kept == "train" else [listed[0], listed[3]])
+    assert not (tmp_path / "out" / "ntu60" / "xview" / f"{part}_label.pkl").exists()
 
 
 def test_an_empty_part_and_the_other_ntu_dataset_are_refused_before_anything_is_installed(tmp_path):

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from data import (DATASETS, MAX_BODIES, MAX_FRAMES, NTU_NAME, NUM_JOINTS, PARTS, as_int_labels, check_choice,
-                  check_split, ntu_in_dataset, ntu_is_train, num_classes, read_label_pkl,
-                  sample_name, split_dir, write_labels)
+from data import (DATASETS, MAX_BODIES, MAX_FRAMES, NTU_NAME, NUM_JOINTS, PARTS, check_choice, check_split,
+                  ntu_in_dataset, ntu_is_train, num_classes, split_dir)
+from utils.files import as_int_labels, read_label_pkl, sample_name, write_labels
 from utils.files import (ArrayFile, DataFormatError, DataNotFoundError, NpyRowWriter, atomic_path, refuse_to_overwrite,
                          remove_part_arrays, safe_load_pickle)
 
@@ -98,6 +98,8 @@ def read_ctrgcn_npz(path, dataset=None, split=None, names_file=None) -> dict[str
     list its arrays were made from) the names are recovered in that order; without it they are positional
     (`NTU60_CS/train/000000`, with a warning) and prompts cannot be matched to samples by name. A file named
     as CTR-GCN names them must be given its own dataset and split, and one-hot labels must have its class count.
+    A part whose array is empty (files circulate with x_train or x_test emptied) is left out, saying so; the other
+    part is converted.
     """
     path = Path(path)
     known = CTRGCN_SPLITS.get(path.stem)
@@ -125,6 +127,10 @@ def read_ctrgcn_npz(path, dataset=None, split=None, names_file=None) -> dict[str
         y = {key: np.asarray(npz[key]) for key in ("y_train", "y_test")}
     for part, key in (("train", "train"), ("val", "test")):
         array = ArrayFile.npz_member(path, f"x_{key}")
+        if array.shape[0] == 0:
+            print(f"{path.name}: x_{key} is empty: its {part} part is left out, the other part is converted",
+                  file=sys.stderr)
+            continue
         if len(array.shape) != 3 or array.shape[2] != 2 * NUM_JOINTS * 3:
             raise DataFormatError(f"{path}: x_{key} has shape {array.shape}, expected (N, T, 150)")
         if y[f"y_{key}"].ndim == 2 and y[f"y_{key}"].shape[1] != num_classes(dataset):
@@ -145,6 +151,8 @@ def read_ctrgcn_npz(path, dataset=None, split=None, names_file=None) -> dict[str
 
         parts[part] = ExistingPart(names, as_int_labels(labels, path), (len(array), 3, array.shape[1],
                                                                           NUM_JOINTS, MAX_BODIES), read, path)
+    if not parts:
+        raise DataFormatError(f"{path}: x_train and x_test are both empty: there are no samples to convert")
     return {split: parts}
 
 
