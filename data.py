@@ -1,4 +1,4 @@
-"""Skeleton data for C2VL: the training input, its benchmark splits and its preprocessing (docs/method.md §1).
+"""Skeleton data for C2VL: the training input, its preprocessing and its benchmark splits (docs/data.md).
 
 A training sample is a skeleton sequence x_i in R^{C x T x V x M} (C = 3 coordinates, T frames, V = 25 Kinect v2
 joints, M = 2 persons); a Dataset item is (x_i, y_i, i), and the sample names are the keys that the prompt caches
@@ -6,27 +6,28 @@ of prompts.py and the teacher bank of distill.py are aligned to. Benchmarks (doc
 xsub/xview, NTU-120 xsub/xset, PKU-MMD I/II xsub/xview, and the demo (xsub/xview by NTU-60's rules).
 
 A split folder datasets/<dataset>/<split>/ holds the ST-GCN layout: `{train,val}_data.npy` float32
-(N, 3, 300, 25, 2), zero-padded, and `{train,val}_label.pkl` = (names, 0-based labels). For training it is
-preprocessed once, cached next to the source as `{part}_data.{normalization}_T{frames}.npy`:
+(N, 3, 300, 25, 2), zero-padded, and `{train,val}_label.pkl` = (names, 0-based labels); `val` is the benchmark's
+test part. For training it is preprocessed once, cached next to the source as `{part}_data.{normalization}_T{T}.npy`
+(joints 0-based: 1 SpineMid, 4 ShoulderLeft, 8 ShoulderRight, 20 SpineShoulder; t0(m) = first frame of body m):
    valid frames          F = the frames in which any body has a non-zero joint (empty frames are dropped)
    resize (all)          x'[t] = (1 - w) x[F[i0]] + w x[F[i0 + 1]],  p = (t + 1/2) |F| / T - 1/2 clipped to
                          [0, |F| - 1], i0 = floor(p), w = p - i0   (cv2.resize INTER_LINEAR, as CrosSCLR uses)
-   "aimclr" (default)    x_v[t, m] <- x_v[t, m] - x_21[t, m]                     per body m and frame t
-                         x_21[t, m] <- x_21[t, m] - x_21[t0(m), m]               (the centre keeps its trajectory)
-                         x[t, m] <- R_y(theta_t,m) x[t, m],  R_y turns the shoulder vector x_9 - x_5 (xz-part)
-                         onto +x                                                 (1-based joint numbers)
-   "ctrgcn"              x <- x - x_2[t0, body 0]  (SpineMid of the first valid frame, CTR-GCN's translation)
+   "aimclr" (default)    x_v[t, m] <- x_v[t, m] - x_20[t, m]                     per body m and frame t
+                         x_20[t, m] <- x_20[t, m] - x_20[t0(m), m]               (the centre keeps its trajectory)
+                         x[t, m] <- R_y(theta_t,m) x[t, m],  R_y turns the shoulder vector x_8 - x_4 (xz-part)
+                         onto +x
+   "ctrgcn"              x <- x - x_1[t0, body 0]  (SpineMid of the first valid frame, CTR-GCN's translation)
    "none"                coordinates as recorded
 
 Elsewhere: making split folders from raw NTU/PKU-MMD files (tools/raw_skeletons.py) or from the arrays of other
-codebases (tools/foreign_formats.py), with `python tools/gendata.py {ntu,pku,convert,demo,info}`; the synthetic demo
-dataset (demo/world.py, with demo/motion.py and demo/frames.py); augmentation (train.py); prompts (prompts.py).
-Nowhere: bone/motion streams, and the NTU "denoising" heuristics of CTR-GCN/pyskl (import their denoised arrays).
+codebases (tools/foreign_formats.py), with `python tools/gendata.py {ntu,pku,convert,info}`; the synthetic demo
+dataset (demo/world.py); label files (utils/files.py); prompts (prompts.py).
+Nowhere: augmentation (C2VL trains without it), bone/motion streams, and the NTU "denoising" heuristics of
+CTR-GCN/pyskl (import their denoised arrays).
 """
 from __future__ import annotations
 
 import dataclasses
-import pickle
 import re
 import sys
 from pathlib import Path
@@ -38,11 +39,7 @@ from tqdm import tqdm
 
 # Callers catch this module's errors as data.DataNotFoundError, data.DataFormatError and data.UnsafePickleError.
 from utils.files import (ArrayFile, DataFormatError, DataNotFoundError, NpyRowWriter,  # noqa: F401
-                         UnsafePickleError, atomic_path, safe_load_pickle)
-
-# ----------------------------------------------------------------------------------------------------------------
-# 1. Datasets, benchmarks, joints
-# ----------------------------------------------------------------------------------------------------------------
+                         UnsafePickleError, read_label_pkl, sample_name)
 
 NUM_JOINTS = 25
 MAX_FRAMES = 300  # fixed T of the ST-GCN layout (NTU clips are at most 300 frames)
@@ -56,163 +53,9 @@ RESOURCES = Path(__file__).resolve().parent / "resources"
 # Kinect v2 joints (0-based) used by the normalisations.
 SPINE_MID, SHOULDER_LEFT, SHOULDER_RIGHT, SPINE_SHOULDER = 1, 4, 8, 20
 
-NTU60_XSUB_TRAIN_SUBJECTS = (1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38)
-NTU120_XSUB_TRAIN_SUBJECTS = NTU60_XSUB_TRAIN_SUBJECTS + (
-    45, 46, 47, 49, 50, 52, 53, 54, 55, 56, 57, 58, 59, 70, 74, 78, 80, 81, 82, 83, 84, 85, 86, 89, 91, 92, 93, 94,
-    95, 97, 98, 100, 103)
-NTU_XVIEW_TRAIN_CAMERAS = (2, 3)
-NTU_NAME = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})")
-
-DEMO_CLASSES = ("wave right hand", "wave left hand", "raise both arms", "clap hands", "sit down", "stand up",
-                "kick with right leg", "kick with left leg", "jump up", "bow", "punch with right hand",
-                "walk in place", "lean side to side", "put on a hat", "take off a hat")  # acted in demo/world.py
-
-
-def num_classes(dataset: str) -> int:
-    """Number of classes of a dataset; PKU-MMD I and II keep the 51-id label space."""
-    check_choice("dataset", dataset, DATASETS)
-    return {"ntu60": 60, "ntu120": 120, "pku1": 51, "pku2": 51, "demo": len(DEMO_CLASSES)}[dataset]
-
-
-def class_names(dataset: str) -> list[str]:
-    """Class names in label order (NTU and PKU-MMD from the files shipped in resources/)."""
-    check_choice("dataset", dataset, DATASETS)
-    if dataset == "demo":
-        return list(DEMO_CLASSES)
-    if dataset.startswith("pku"):
-        return (RESOURCES / "pku_mmd_class_names.txt").read_text().splitlines()
-    return (RESOURCES / "ntu120_class_names.txt").read_text().splitlines()[:num_classes(dataset)]
-
-
-def split_dir(data_root="datasets", dataset: str = "demo", split: str = "xsub") -> Path:
-    """Folder of one benchmark split, e.g. datasets/ntu60/xsub/ (ST-GCN layout + training caches)."""
-    check_choice("dataset", dataset, DATASETS)
-    check_choice(f"split of {dataset}", split, DATASETS[dataset])
-    return Path(data_root) / dataset / split
-
-
-def check_choice(what, value, choices):
-    """ValueError naming the choices unless `value` is one of them."""
-    if value not in choices:
-        raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
-
-
-@dataclasses.dataclass(frozen=True)
-class NtuName:
-    setup: int
-    camera: int
-    subject: int
-    replication: int
-    action: int
-
-
-def parse_ntu_name(name: str) -> NtuName:
-    """'S001C002P003R002A013(.skeleton)' -> NtuName(1, 2, 3, 2, 13)."""
-    match = NTU_NAME.fullmatch(Path(name).name.removesuffix(".skeleton"))
-    if match is None:
-        raise ValueError(f"{name!r} is not an NTU sample name SsssCcccPpppRrrrAaaa")
-    return NtuName(*map(int, match.groups()))
-
-
-def ntu_in_dataset(name: str, dataset: str) -> bool:
-    """NTU-60 = setups 1-17 and actions 1-60; NTU-120 adds setups 18-32 and actions 61-120; demo uses all."""
-    n = parse_ntu_name(name)
-    if dataset == "ntu60":
-        return n.setup <= 17 and n.action <= 60
-    return dataset in ("ntu120", "demo")
-
-
-def ntu_is_train(name: str, dataset: str, split: str) -> bool:
-    """The benchmarks of docs/conventions.md §1: training subjects (xsub), cameras 2 and 3 (xview), even setups (xset).
-
-    The demo dataset follows NTU-60's rules, so the same split code is exercised on it.
-    """
-    check_choice(f"split of {dataset}", split, DATASETS[dataset])
-    n = parse_ntu_name(name)
-    if split == "xsub":
-        return n.subject in (NTU120_XSUB_TRAIN_SUBJECTS if dataset == "ntu120" else NTU60_XSUB_TRAIN_SUBJECTS)
-    if split == "xview":
-        return n.camera in NTU_XVIEW_TRAIN_CAMERAS
-    return n.setup % 2 == 0  # xset
-
-
-def read_missing_list(path) -> set[str]:
-    """Sample names in an NTU missing-skeleton list; header lines and blank lines are ignored."""
-    return {m.group(0) for m in NTU_NAME.finditer(Path(path).read_text(errors="replace"))}
-
-
-def sample_name(name: str) -> str:
-    """Canonical sample name: the key of the prompt JSON files (NTU names lose their `.skeleton` extension)."""
-    return name.removesuffix(".skeleton")
-
 
 # ----------------------------------------------------------------------------------------------------------------
-# 2. Label files and the checks every split passes
-# ----------------------------------------------------------------------------------------------------------------
-
-def write_labels(path, names: list[str], labels) -> None:
-    """`*_label.pkl` as every codebase of the field reads it: pickled (list of names, list of int labels)."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        pickle.dump((list(names), [int(y) for y in labels]), f, protocol=4)
-
-
-def read_label_pkl(path) -> tuple[list[str], np.ndarray]:
-    """`*_label.pkl` -> (names, labels int64 (N,)); checks the pair structure and integer labels."""
-    if not Path(path).is_file():
-        raise DataNotFoundError(f"label file {path} not found")
-    content = safe_load_pickle(path)
-    if not (isinstance(content, (tuple, list)) and len(content) == 2):
-        raise DataFormatError(f"{path}: expected a pickled (sample names, labels) pair, found {type(content).__name__}"
-                              + (f" of length {len(content)}" if isinstance(content, (tuple, list)) else ""))
-    names = [n.decode() if isinstance(n, bytes) else str(n) for n in content[0]]
-    labels = np.asarray(content[1])
-    if len(names) != len(labels):
-        raise DataFormatError(f"{path}: {len(names)} names but {len(labels)} labels")
-    return names, as_int_labels(labels, path)
-
-
-def as_int_labels(labels, where) -> np.ndarray:
-    """Labels as int64 (N,); floats are accepted only when they are whole numbers."""
-    labels = np.asarray(labels).reshape(-1)
-    if labels.size and not np.issubdtype(labels.dtype, np.integer):
-        as_int = labels.astype(np.int64) if np.issubdtype(labels.dtype, np.number) else None
-        if as_int is None or not np.array_equal(as_int, labels):
-            raise DataFormatError(f"{where}: labels must be integers, found dtype {labels.dtype}")
-        labels = as_int
-    return labels.astype(np.int64)
-
-
-def check_split(names, labels, shape, num_class: int, where: str) -> None:
-    """At least one sample, labels in 0..num_class-1, one label per name, unique names, rows matching names,
-    (N, 3, T, 25, M<=2)."""
-    if len(names) != len(labels):
-        raise DataFormatError(f"{where}: {len(names)} names but {len(labels)} labels")
-    if len(names) == 0:
-        raise DataFormatError(f"{where}: no samples (an empty split part can be neither trained nor evaluated)")
-    if len(shape) != 5 or shape[1] != 3 or shape[3] != NUM_JOINTS or not 1 <= shape[4] <= MAX_BODIES:
-        raise DataFormatError(f"{where}: array shape {tuple(shape)} is not (N, 3, T, 25, M) with M <= 2")
-    if shape[0] != len(names):
-        raise DataFormatError(f"{where}: the array has {shape[0]} samples but the label file lists {len(names)} "
-                              f"names (names and arrays must come from the same conversion)")
-    seen, duplicates = {}, []
-    for i, name in enumerate(map(sample_name, names)):
-        if name in seen:
-            duplicates.append(f"{name} (indices {seen[name]} and {i})")
-        seen.setdefault(name, i)
-    if duplicates:
-        raise DataFormatError(f"{where}: {len(duplicates)} duplicate sample names, e.g. {', '.join(duplicates[:3])}")
-    labels = np.asarray(labels)
-    bad = np.flatnonzero((labels < 0) | (labels >= num_class))
-    if len(bad):
-        i = int(bad[0])
-        hint = (f"; they look 1-based (1..{num_class}), this project expects 0-based labels"
-                if labels.min() == 1 and labels.max() == num_class else "")
-        raise DataFormatError(f"{where}: {len(bad)} labels outside 0..{num_class - 1}, first: label {labels[i]} of "
-                              f"sample {names[i]} (index {i}){hint}")
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# 3. Preprocessing for training (equations in the module docstring) and its cache
+# 1. Preprocessing for training (equations in the module docstring) and its cache
 # ----------------------------------------------------------------------------------------------------------------
 
 def body_present(x: np.ndarray) -> np.ndarray:
@@ -331,7 +174,7 @@ def build_preprocessed(data_path, names, frames=50, normalization="aimclr", chun
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# 4. Dataset
+# 2. The Dataset of one split part
 # ----------------------------------------------------------------------------------------------------------------
 
 class SkeletonDataset(Dataset):
@@ -372,7 +215,7 @@ def make_command(data_root, dataset, split) -> str:
     """The command that makes a missing split (named in the errors of load_split and `gendata.py info`)."""
     root = f" --data-root {data_root}" if str(data_root) != "datasets" else ""
     if dataset == "demo":
-        return f"python tools/gendata.py demo{root}"
+        return f"python demo/world.py{root}"
     if dataset.startswith("pku"):
         return (f"python tools/gendata.py pku --phase {dataset[-1]} --skeletons <PKU skeleton dir> "
                 f"--labels <label dir> --{split} <{'cross-subject' if split == 'xsub' else 'cross-view'} split file>"
@@ -395,3 +238,125 @@ def load_split(data_root="datasets", dataset: str = "demo", split: str = "xsub",
         raise DataNotFoundError(f"{dataset} {split} {part} not found in {folder}{have}. Make it with:\n  "
                                 f"{make_command(data_root, dataset, split)}")
     return SkeletonDataset(data_path, label_path, num_classes(dataset), frames, normalization)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 3. Datasets, benchmarks, sample names
+# ----------------------------------------------------------------------------------------------------------------
+
+NTU60_XSUB_TRAIN_SUBJECTS = (1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38)
+NTU120_XSUB_TRAIN_SUBJECTS = NTU60_XSUB_TRAIN_SUBJECTS + (
+    45, 46, 47, 49, 50, 52, 53, 54, 55, 56, 57, 58, 59, 70, 74, 78, 80, 81, 82, 83, 84, 85, 86, 89, 91, 92, 93, 94,
+    95, 97, 98, 100, 103)
+NTU_XVIEW_TRAIN_CAMERAS = (2, 3)
+NTU_NAME = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})")
+
+DEMO_CLASSES = ("wave right hand", "wave left hand", "raise both arms", "clap hands", "sit down", "stand up",
+                "kick with right leg", "kick with left leg", "jump up", "bow", "punch with right hand",
+                "walk in place", "lean side to side", "put on a hat", "take off a hat")  # acted in demo/world.py
+
+
+def num_classes(dataset: str) -> int:
+    """Number of classes of a dataset; PKU-MMD I and II keep the 51-id label space."""
+    check_choice("dataset", dataset, DATASETS)
+    return {"ntu60": 60, "ntu120": 120, "pku1": 51, "pku2": 51, "demo": len(DEMO_CLASSES)}[dataset]
+
+
+def class_names(dataset: str) -> list[str]:
+    """Class names in label order (NTU and PKU-MMD from the files shipped in resources/)."""
+    check_choice("dataset", dataset, DATASETS)
+    if dataset == "demo":
+        return list(DEMO_CLASSES)
+    if dataset.startswith("pku"):
+        return (RESOURCES / "pku_mmd_class_names.txt").read_text().splitlines()
+    return (RESOURCES / "ntu120_class_names.txt").read_text().splitlines()[:num_classes(dataset)]
+
+
+def split_dir(data_root="datasets", dataset: str = "demo", split: str = "xsub") -> Path:
+    """Folder of one benchmark split, e.g. datasets/ntu60/xsub/ (ST-GCN layout + training caches)."""
+    check_choice("dataset", dataset, DATASETS)
+    check_choice(f"split of {dataset}", split, DATASETS[dataset])
+    return Path(data_root) / dataset / split
+
+
+def check_choice(what, value, choices):
+    """ValueError naming the choices unless `value` is one of them."""
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class NtuName:
+    setup: int
+    camera: int
+    subject: int
+    replication: int
+    action: int
+
+
+def parse_ntu_name(name: str) -> NtuName:
+    """'S001C002P003R002A013(.skeleton)' -> NtuName(1, 2, 3, 2, 13)."""
+    match = NTU_NAME.fullmatch(Path(name).name.removesuffix(".skeleton"))
+    if match is None:
+        raise ValueError(f"{name!r} is not an NTU sample name SsssCcccPpppRrrrAaaa")
+    return NtuName(*map(int, match.groups()))
+
+
+def ntu_in_dataset(name: str, dataset: str) -> bool:
+    """NTU-60 = setups 1-17 and actions 1-60; NTU-120 adds setups 18-32 and actions 61-120; demo uses all."""
+    n = parse_ntu_name(name)
+    if dataset == "ntu60":
+        return n.setup <= 17 and n.action <= 60
+    return dataset in ("ntu120", "demo")
+
+
+def ntu_is_train(name: str, dataset: str, split: str) -> bool:
+    """The benchmarks of docs/conventions.md §1: training subjects (xsub), cameras 2 and 3 (xview), even setups (xset).
+
+    The demo dataset follows NTU-60's rules, so the same split code is exercised on it.
+    """
+    check_choice(f"split of {dataset}", split, DATASETS[dataset])
+    n = parse_ntu_name(name)
+    if split == "xsub":
+        return n.subject in (NTU120_XSUB_TRAIN_SUBJECTS if dataset == "ntu120" else NTU60_XSUB_TRAIN_SUBJECTS)
+    if split == "xview":
+        return n.camera in NTU_XVIEW_TRAIN_CAMERAS
+    return n.setup % 2 == 0  # xset
+
+
+def read_missing_list(path) -> set[str]:
+    """Sample names in an NTU missing-skeleton list; header lines and blank lines are ignored."""
+    return {m.group(0) for m in NTU_NAME.finditer(Path(path).read_text(errors="replace"))}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 4. The checks every split part passes
+# ----------------------------------------------------------------------------------------------------------------
+
+def check_split(names, labels, shape, num_class: int, where: str) -> None:
+    """At least one sample, labels in 0..num_class-1, one label per name, unique names, rows matching names,
+    (N, 3, T, 25, M<=2)."""
+    if len(names) != len(labels):
+        raise DataFormatError(f"{where}: {len(names)} names but {len(labels)} labels")
+    if len(names) == 0:
+        raise DataFormatError(f"{where}: no samples (an empty split part can be neither trained nor evaluated)")
+    if len(shape) != 5 or shape[1] != 3 or shape[3] != NUM_JOINTS or not 1 <= shape[4] <= MAX_BODIES:
+        raise DataFormatError(f"{where}: array shape {tuple(shape)} is not (N, 3, T, 25, M) with M <= 2")
+    if shape[0] != len(names):
+        raise DataFormatError(f"{where}: the array has {shape[0]} samples but the label file lists {len(names)} "
+                              f"names (names and arrays must come from the same conversion)")
+    seen, duplicates = {}, []
+    for i, name in enumerate(map(sample_name, names)):
+        if name in seen:
+            duplicates.append(f"{name} (indices {seen[name]} and {i})")
+        seen.setdefault(name, i)
+    if duplicates:
+        raise DataFormatError(f"{where}: {len(duplicates)} duplicate sample names, e.g. {', '.join(duplicates[:3])}")
+    labels = np.asarray(labels)
+    bad = np.flatnonzero((labels < 0) | (labels >= num_class))
+    if len(bad):
+        i = int(bad[0])
+        hint = (f"; they look 1-based (1..{num_class}), this project expects 0-based labels"
+                if labels.min() == 1 and labels.max() == num_class else "")
+        raise DataFormatError(f"{where}: {len(bad)} labels outside 0..{num_class - 1}, first: label {labels[i]} of "
+                              f"sample {names[i]} (index {i}){hint}")

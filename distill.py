@@ -3,19 +3,18 @@
 The skeleton encoder f is trained through two projection heads g_v, g_l into CLIP's space. For one batch
 (rows are samples) the loss compares the student's logits with soft targets (soft_targets.py, M1-M4, M7-M9):
 
-    (M5)  teacher bank: Zt[i] = the detached embeddings of sample i recorded in epoch e - 1       (TeacherBank)
+    (M5)  teacher bank: Zt_m[i] = the detached embedding of sample i recorded in epoch e - 1      (TeacherBank)
     (M6)  alpha_e = alpha_T * e / E    (linear; "constant": alpha_e = alpha_T)                  (alpha_schedule)
     (M10) T^{a->b} = (1 - alpha_e) Y_intra^m + alpha_e Y_inter^{a->b}                           (progressive_target)
     (M11) L_m = 1/2 [ H(T^{s->m}, S_sm) + H(T^{m->s}, S_ms) ]                                    (modality_loss)
     (M12) L = lambda_v L_v + lambda_l L_l                                                        (c2vl_loss)
 
-C2VLLoss wraps these: it owns the learnable logit scale t = exp(s) (s initialised to log(1/0.07), clamped at
-log 100) and the teacher bank, and under torch.distributed computes targets and logits over the *global* batch.
-With beta = 0 and alpha_T = 0 every target is I and the loss is exactly CLIP's symmetric InfoNCE.
-
-Also here: the projection head g_m, prompt pooling (mean over the K prompt frames or one drawn per step), and PNG
-plots of one batch's targets and of the alpha schedule. Not here: the encoder (skeleton_gcn.py), the prompt
-features (prompts.py), the training loop (train.py).
+C2VLLoss wraps these with their state: the learnable logit scale t = exp(s) (s starts at log(1/0.07); 1 <= t <= 100,
+the floor keeping training alive, docs/method.md §1) and the teacher bank; under torch.distributed it computes
+targets and logits over the *global* batch. With beta = 0 and alpha_T = 0 every target is I and the loss is exactly
+CLIP's symmetric InfoNCE. ProjectionHead is g_m.
+Not here: the encoder (skeleton_*.py), the prompt features and P1 pooling (prompts.py), the training loop
+(train.py), pictures of the targets (utils/plots.py).
 """
 import math
 from dataclasses import dataclass
@@ -31,11 +30,10 @@ from soft_targets import (
     soft_cross_entropy,
     student_logits,
 )
+from prompts import MODALITIES
 from utils.config import check_choices, setting
 from utils.distributed import gather_global_batch
 
-MODALITIES = ("vision", "language")
-SYMBOL = {"vision": "v", "language": "l"}  # the paper's subscripts
 LOG_LOGIT_SCALE_RANGE = (0.0, math.log(100.0))  # s = log t in [0, log 100]: 1 <= t <= 100 (CLIP clamps t at 100)
 
 
@@ -125,13 +123,13 @@ class BatchTargets:
 def batch_targets(P, Zt, has_teacher, t_hat, alpha_e, config):
     """(M2-M4, M7-M10) the targets of one batch.
 
-    P: {m: (N, D)} unit prompt features; Zt: {m: (N, D)} teacher embeddings or None (epoch 1);
+    P: {m: (N, D)} unit prompt features P_m; Zt: {m: (N, D)} teacher embeddings Zt_m or None (epoch 1);
     has_teacher: (N,) bool; t_hat: detached logit scale; alpha_e from M6; config: DistillConfig.
     Returns (inter, Y_intra, Y_inter, T) with the dict layouts of BatchTargets.
     """
     modalities = tuple(P)
     teacher = {m: (Zt[m] if Zt is not None else None) for m in modalities}
-    # With one prompt modality there is no other modality to cycle through: fall back to self-distillation (§7).
+    # With one prompt modality there is no other modality to cycle through: fall back to self-distillation (§6).
     inter = "self" if config.inter == "cycle" and len(modalities) == 1 else config.inter
     Y_intra = {m: intra_modal_targets(P[m], teacher[m], config.beta, config.tau_t, has_teacher) for m in modalities}
     if inter == "cycle":
@@ -146,31 +144,6 @@ def batch_targets(P, Zt, has_teacher, t_hat, alpha_e, config):
         Y_inter = {m: (Y_intra[m], Y_intra[m]) for m in modalities}
     T = {m: tuple(progressive_target(Y_intra[m], Y, alpha_e) for Y in Y_inter[m]) for m in modalities}
     return inter, Y_intra, Y_inter, T
-
-
-def pool_prompts(features, pooling="mean", generator=None, global_batch=None, offset=0):
-    """Prompt features of a batch -> (B, D) unit rows.
-
-    features: (B, D) already pooled (cache with mean pooling), or (B, K, D) one per prompt frame.
-    pooling "mean": normalize(mean_k normalize(f_k)) (docs/method.md §1 [C]); "sample": one frame k drawn per sample and
-    per call (call it once per training step). Under torchrun the draw is made for the whole global batch and this
-    process's rows offset .. offset + B are taken, so K processes draw what one process would.
-    """
-    features = features.float()
-    if features.dim() == 2:
-        return F.normalize(features, dim=-1)
-    if features.dim() != 3:
-        raise ValueError(f"prompt features must be (B, D) or (B, K, D), got shape {tuple(features.shape)}")
-    features = F.normalize(features, dim=-1)  # (B, K, D)
-    if pooling == "mean":
-        # Reconstruction: average the K unit features and re-normalise; alternative: "sample", one frame per step.
-        return F.normalize(features.mean(dim=1), dim=-1)
-    if pooling == "sample":
-        B, K, _ = features.shape
-        k = torch.randint(K, (global_batch or B,), generator=generator)[offset:offset + B]  # (B,) one frame each
-        k = k.to(features.device, non_blocking=True)
-        return features[torch.arange(B, device=features.device), k]
-    raise ValueError(f"prompt pooling must be 'mean' or 'sample', got {pooling!r}")
 
 
 class ProjectionHead(nn.Module):
@@ -301,10 +274,12 @@ class C2VLLoss(nn.Module):
             raise ValueError(f"C2VLLoss: epoch must be 1-based in 1..{epochs}, got {epoch}")
 
     def _batch(self, Z, P, index, epoch, epochs, global_batch):
-        """M1-M10 for one batch -> BatchTargets (S with gradient, targets without)."""
+        """M1-M10 for one batch -> (BatchTargets (S with gradient, targets without), Z, P, index): Z and P unit rows,
+        gathered over the processes with `global_batch`."""
         self._check(Z, P, index, epoch, epochs)
-        Z = {m: F.normalize(Z[m].float(), dim=1) for m in self.modalities}  # (B, D) unit rows
-        P = {m: F.normalize(P[m].detach().float(), dim=1) for m in self.modalities}  # (B, D) unit rows, no grad
+        dtype = torch.float64 if Z[self.modalities[0]].dtype == torch.float64 else torch.float32  # float32 or better
+        Z = {m: F.normalize(Z[m].to(dtype), dim=1) for m in self.modalities}  # (B, D) unit rows
+        P = {m: F.normalize(P[m].detach().to(dtype), dim=1) for m in self.modalities}  # (B, D) unit rows, no grad
         if global_batch:
             Z, P, index = gather_global_batch(Z, P, index)  # (N, D), (N, D), (N,)
         t = self.logit_scale
@@ -312,38 +287,43 @@ class C2VLLoss(nn.Module):
         with torch.no_grad():
             Zt, filled = self.bank.read(index)  # {m: (N, D)}, (N,) -- read before this step writes
             # Epoch 1 has no teacher yet: Zt = None, the fallback targets without computing the teacher's.
-            Zt = {m: z.to(Z[m].device) for m, z in Zt.items()} if epoch > 1 else None
+            Zt = {m: z.to(Z[m].device, Z[m].dtype) for m, z in Zt.items()} if epoch > 1 else None
             has_teacher = filled.to(Z[self.modalities[0]].device) & (epoch > 1)
             inter, Y_intra, Y_inter, T = batch_targets(P, Zt, has_teacher, t.detach(), alpha_e, self.config)
         S = {m: student_logits(Z[m], P[m], t) for m in self.modalities}
-        batch = BatchTargets(alpha_e, has_teacher, inter, Y_intra, Y_inter, T, S)
-        return batch, Z, index
+        return BatchTargets(alpha_e, has_teacher, inter, Y_intra, Y_inter, T, S), Z, P, index
 
     def forward(self, Z, P, index, epoch, epochs):
         """(M1-M12) the loss of the global batch, then (training mode) the bank write; -> (loss, info)."""
         device_type = next(iter(Z.values())).device.type
-        with torch.autocast(device_type=device_type, enabled=False):  # the loss is computed in float32
-            batch, Z, index = self._batch(Z, P, index, epoch, epochs, global_batch=True)
-            loss, per_modality = c2vl_loss(batch.S, batch.T, self.lambdas)
+        with torch.autocast(device_type=device_type, enabled=False):  # the loss in float32 (float64 inputs: float64)
+            batch, Z, P, index = self._batch(Z, P, index, epoch, epochs, global_batch=True)
+            loss, per_modality = c2vl_loss(batch.S, batch.T, self.lambdas)  # (M11-M12)
         if self.training:
             self.bank.write(index, {m: Z[m].detach() for m in self.modalities})  # every rank: the global batch
-        own, per = torch.arange(index.shape[0], device=loss.device), {}  # diagnostics, left on the device
+        return loss, self.diagnostics(loss, per_modality, batch, P)
+
+    @torch.no_grad()
+    def diagnostics(self, loss, per_modality, batch, P):
+        """What train.py logs per step, all over the global batch: the loss and L_m, t, the teacher fraction, and per
+        modality the in-batch retrieval top-1 of S_sm (chance 1/N), the entropy of T^{s->m} (nats: I -> 0, uniform
+        -> ln N) and the mean cosine between distinct prompts P_m (near 1: the prompts carry nothing). Values are
+        0-d float64 tensors on the loss's device (reading them waits for the device: train.py does so once per
+        epoch), plus alpha_e (float) and global_batch (int, N)."""
+        own, per = torch.arange(batch.has_teacher.shape[0], device=loss.device), {}
         for m in self.modalities:
-            T, p = batch.T[m][0], F.normalize(P[m].detach().float(), dim=1).to(loss.device)  # (N, N), (B, D)
+            T, p = batch.T[m][0], P[m]  # (N, N), (N, D)
             per[f"loss_{m}"] = per_modality[m].detach()
-            per[f"retrieval_{m}"] = (batch.S[m][0].detach().argmax(dim=1) == own).float().mean()  # chance 1/N
-            per[f"target_entropy_{m}"] = -torch.special.xlogy(T, T).sum(dim=1).mean()  # nats: I -> 0, uniform ln N
+            per[f"retrieval_{m}"] = (batch.S[m][0].argmax(dim=1) == own).float().mean()
+            per[f"target_entropy_{m}"] = -torch.special.xlogy(T, T).sum(dim=1).mean()
             per[f"prompt_cosine_{m}"] = (p.sum(0) @ p.sum(0) - len(p)) / max(len(p) * (len(p) - 1), 1)  # i != j
-        # float64, so that train.py's per-epoch sums add up as Python floats did; .tolist() here would wait for the
-        # device every step
+        # float64, so that the per-epoch sums add up as Python floats would; .tolist() here would wait every step
         values = torch.stack([loss.detach(), self.logit_scale.detach(), batch.has_teacher.float().mean(),
                               *per.values()]).double()  # (3 + 4 |m|,)
-        info = dict(zip(["loss", "logit_scale", "teacher_fraction", *per], values.unbind()), alpha_e=batch.alpha_e,
-                    global_batch=index.shape[0])
-        return loss, info
+        return dict(zip(["loss", "logit_scale", "teacher_fraction", *per], values.unbind()), alpha_e=batch.alpha_e,
+                    global_batch=len(own))
 
     @torch.no_grad()
     def inspect_batch(self, Z, P, index, epoch, epochs):
-        """The BatchTargets of this (local) batch, without writing the bank: for plot_soft_targets."""
-        batch, _, _ = self._batch(Z, P, index, epoch, epochs, global_batch=False)
-        return batch
+        """The BatchTargets of this (local) batch, without writing the bank: for utils.plots.plot_soft_targets."""
+        return self._batch(Z, P, index, epoch, epochs, global_batch=False)[0]

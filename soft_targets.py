@@ -1,25 +1,26 @@
-"""Soft targets of C2VL (Chen et al., IEEE TMM 2025, arXiv:2405.20606): docs/method.md §3, §4 and §6.
+"""Soft targets of C2VL (Chen et al., IEEE TMM 2025, arXiv:2405.20606): docs/method.md §2, §3, §4 and §6.
 
 C2VL aligns skeleton embeddings with frozen CLIP features of two knowledge prompts (vision: person crops; language:
 LLaVA answers). Instead of CLIP's one-hot targets I it trains against *soft* targets built from similarities that
 need no labels. This file holds the maths that turns one batch into those targets, as small pure functions on
 plain tensors (rows are samples, N = batch size, D = CLIP embedding size):
 
-    (M1)  S_sm = t * Z_m M^T,  S_ms = S_sm^T                                   student logits
-    (M2)  A_m   = softmax(M M^T / tau_t)                                       prompt self-similarity
+    (M1)  S_sm = t Z_m P_m^T,  S_ms = S_sm^T                                    student logits
+    (M2)  A_m   = softmax(P_m P_m^T / tau_t)                                   prompt self-similarity
     (M3)  A_s^m = softmax(Zt_m Zt_m^T / tau_t)                                 teacher skeleton self-similarity
     (M4)  Y_intra^m = (1 - beta) I + beta * 1/2 (A_m + A_s^m)                  intra-modal soft target
-    (M7)  C_vl = softmax(V L^T / tau_t),  C_lv = softmax(L V^T / tau_t)        frozen cross-prompt agreement
-    (M8)  P_sv = softmax(t^ Zt_v V^T),  P_sl = softmax(t^ Zt_l L^T)            teacher predictions
-    (M9)  Y_inter^{s->v} = P_sl C_lv         Y_inter^{v->s} = C_vl softmax(t^ L Zt_l^T)
-          Y_inter^{s->l} = P_sv C_vl         Y_inter^{l->s} = C_lv softmax(t^ V Zt_v^T)
+    (M7)  C_vl = softmax(P_v P_l^T / tau_t),  C_lv = softmax(P_l P_v^T / tau_t)   frozen cross-prompt agreement
+    (M8)  Q_sm = softmax(t^ Zt_m P_m^T),  Q_ms = softmax(t^ P_m Zt_m^T)          the teacher's predictions
+    (M9)  Y_inter^{s->v} = Q_sl C_lv          Y_inter^{v->s} = C_vl Q_ls         cycle through the other prompt
+          Y_inter^{s->l} = Q_sv C_vl          Y_inter^{l->s} = C_lv Q_vs
     single prompt modality (Andonian-style self-distillation):
-          Y_inter^{s->m} = softmax(t^ Zt_m M^T),  Y_inter^{m->s} = softmax(t^ M Zt_m^T)
+          Y_inter^{s->m} = Q_sm,  Y_inter^{m->s} = Q_ms
     H(Y, A) = -(1/N) sum_i sum_j Y_ij log softmax(A)_ij                        soft cross-entropy
 
-M is the prompt matrix of modality m (V for vision, L for language), Z_m the student's and Zt_m the teacher's
-(previous epoch's, detached) skeleton embeddings, all with unit rows; t the learnable logit scale, t^ its detached
-value; softmax is row-wise. Every target is a product or convex mix of row-stochastic matrices, so every row sums to 1.
+P_m is the prompt matrix of modality m in {v, l} (P_v vision, P_l language), Z_m the student's and Zt_m the
+teacher's (previous epoch's, detached) skeleton embeddings, all N x D with unit rows; t the learnable logit scale, t^
+its detached value; softmax is row-wise. Every target is a product or convex mix of row-stochastic matrices, so every
+row sums to 1.
 
 Teacher rows may be missing (epoch 1, or a sample the previous epoch never visited). `has_teacher` (N,) bool marks
 the rows that have one. Rows without a teacher take their epoch-1 value (A_s^m := A_m, Y_inter := I), and teacher
@@ -42,9 +43,9 @@ def soft_cross_entropy(Y, logits):
 
 
 def student_logits(Z, P, logit_scale):
-    """(M1) S_sm = t * Z_m M^T and S_ms = S_sm^T.
+    """(M1) S_sm = t Z_m P_m^T and S_ms = S_sm^T.
 
-    Z: (N, D) student skeleton embeddings of modality m's head, unit rows; P: (N, D) prompt features M, unit rows;
+    Z: (N, D) student skeleton embeddings Z_m of modality m's head, unit rows; P: (N, D) prompt features P_m, unit rows;
     logit_scale: scalar t (a tensor, so that it receives a gradient). Returns (S_sm, S_ms), both (N, N):
     row i of S_sm scores skeleton i against every prompt, row i of S_ms scores prompt i against every skeleton.
     """
@@ -71,7 +72,7 @@ def _epoch_one_rows(teacher_rows, fallback, has_teacher):
 
 
 def prompt_self_similarity(P, tau_t):
-    """(M2) A_m = softmax(M M^T / tau_t).   P: (N, D) unit rows -> (N, N), rows sum to 1."""
+    """(M2) A_m = softmax(P_m P_m^T / tau_t).   P: (N, D) unit rows -> (N, N), rows sum to 1."""
     return (P @ P.T / tau_t).softmax(dim=1)
 
 
@@ -91,7 +92,7 @@ def teacher_self_similarity(Zt, tau_t, A_m, has_teacher=None):
 def intra_modal_targets(P, Zt, beta, tau_t, has_teacher=None):
     """(M2-M4) Y_intra^m = (1 - beta) I + beta * 1/2 (A_m + A_s^m).
 
-    P: (N, D) prompt features M of modality m, unit rows; Zt: (N, D) teacher skeleton embeddings Zt_m or None;
+    P: (N, D) prompt features P_m of modality m, unit rows; Zt: (N, D) teacher skeleton embeddings Zt_m or None;
     beta in [0, 1] trades the hard label I against the self-similarities; tau_t > 0 the target temperature.
     Returns (N, N) with rows summing to 1; the caller uses it for both directions s->m and m->s.
     """
@@ -111,7 +112,7 @@ def cross_prompt_agreement(P_a, P_b, tau_t):
 
 
 def teacher_predictions(Zt, P, t_hat):
-    """(M8) P_sm = softmax(t^ Zt_m M^T): the teacher's skeleton -> prompt prediction.
+    """(M8) Q_sm = softmax(t^ Zt_m P_m^T): the teacher's skeleton -> prompt prediction.
 
     Zt, P: (N, D); t_hat: detached logit scale. Returns (N, N); rows of samples without a teacher are meaningless
     and are replaced by the callers (inter_modal_targets, self_distillation_targets) with their epoch-1 rows.
@@ -120,39 +121,39 @@ def teacher_predictions(Zt, P, t_hat):
 
 
 def teacher_predictions_from_prompts(P, Zt, t_hat, has_teacher=None):
-    """softmax(t^ M Zt_m^T): the teacher's prompt -> skeleton prediction (used by M9 and the self fallback).
+    """(M8) Q_ms = softmax(t^ P_m Zt_m^T): the teacher's prompt -> skeleton prediction.
 
     P, Zt: (N, D) -> (N, N); skeleton columns without a teacher are left out of the softmax.
     """
     return masked_row_softmax(t_hat * P @ Zt.T, has_teacher)
 
 
-def inter_modal_targets(V, L, Zt_v, Zt_l, t_hat, tau_t, has_teacher=None):
+def inter_modal_targets(P_v, P_l, Zt_v, Zt_l, t_hat, tau_t, has_teacher=None):
     """(M7-M9) cycle-consistent targets through the other prompt modality.
 
-    V, L: (N, D) vision and language prompt features; Zt_v, Zt_l: (N, D) teacher embeddings of the vision and
+    P_v, P_l: (N, D) vision and language prompt features; Zt_v, Zt_l: (N, D) teacher embeddings of the vision and
     language heads (None: no teacher, epoch 1); t_hat: detached logit scale; tau_t: target temperature.
     Returns {"vision": (Y^{s->v}, Y^{v->s}), "language": (Y^{s->l}, Y^{l->s})}, each (N, N) row-stochastic:
-        Y^{s->v} = P_sl C_lv            skeleton i -> language k (teacher) -> vision j (CLIP)
-        Y^{v->s} = C_vl softmax(t^ L Zt_l^T)   vision i -> language k (CLIP) -> skeleton j (teacher)
-        Y^{s->l} = P_sv C_vl            Y^{l->s} = C_lv softmax(t^ V Zt_v^T)
+        Y^{s->v} = Q_sl C_lv      skeleton i -> language k (teacher) -> vision j (CLIP)
+        Y^{v->s} = C_vl Q_ls      vision i -> language k (CLIP) -> skeleton j (teacher)
+        Y^{s->l} = Q_sv C_vl      Y^{l->s} = C_lv Q_vs
     In epoch 1 (and for rows without a teacher) Y_inter := I.
     """
     # Reconstruction: the cycle passes through the other *prompt* modality because V and L share CLIP's space;
     # alternative: CyCLIP-style consistency of the skeleton-prompt similarities themselves.
-    N = V.shape[0]
-    I = torch.eye(N, dtype=V.dtype, device=V.device)
+    N = P_v.shape[0]
+    I = torch.eye(N, dtype=P_v.dtype, device=P_v.device)
     if Zt_v is None or Zt_l is None:
         return {"vision": (I, I), "language": (I, I)}
-    C_vl = cross_prompt_agreement(V, L, tau_t)  # (N, N)
-    C_lv = cross_prompt_agreement(L, V, tau_t)  # (N, N)
-    P_sv = teacher_predictions(Zt_v, V, t_hat)  # (N, N)
-    P_sl = teacher_predictions(Zt_l, L, t_hat)  # (N, N)
-    Q_ls = teacher_predictions_from_prompts(L, Zt_l, t_hat, has_teacher)  # (N, N) language -> skeleton
-    Q_vs = teacher_predictions_from_prompts(V, Zt_v, t_hat, has_teacher)  # (N, N) vision -> skeleton
-    Y_sv = _epoch_one_rows(P_sl @ C_lv, I, has_teacher)
+    C_vl = cross_prompt_agreement(P_v, P_l, tau_t)  # (N, N)
+    C_lv = cross_prompt_agreement(P_l, P_v, tau_t)  # (N, N)
+    Q_sv = teacher_predictions(Zt_v, P_v, t_hat)  # (N, N) skeleton -> vision
+    Q_sl = teacher_predictions(Zt_l, P_l, t_hat)  # (N, N) skeleton -> language
+    Q_ls = teacher_predictions_from_prompts(P_l, Zt_l, t_hat, has_teacher)  # (N, N) language -> skeleton
+    Q_vs = teacher_predictions_from_prompts(P_v, Zt_v, t_hat, has_teacher)  # (N, N) vision -> skeleton
+    Y_sv = _epoch_one_rows(Q_sl @ C_lv, I, has_teacher)
     Y_vs = _epoch_one_rows(C_vl @ Q_ls, I, has_teacher)
-    Y_sl = _epoch_one_rows(P_sv @ C_vl, I, has_teacher)
+    Y_sl = _epoch_one_rows(Q_sv @ C_vl, I, has_teacher)
     Y_ls = _epoch_one_rows(C_lv @ Q_vs, I, has_teacher)
     return {"vision": (Y_sv, Y_vs), "language": (Y_sl, Y_ls)}
 
@@ -160,8 +161,8 @@ def inter_modal_targets(V, L, Zt_v, Zt_l, t_hat, tau_t, has_teacher=None):
 def self_distillation_targets(P, Zt, t_hat, has_teacher=None):
     """Single-modality fallback of M9 (Andonian et al. CVPR 2022): the teacher's own predictions.
 
-    P: (N, D) prompt features M; Zt: (N, D) teacher embeddings Zt_m or None; t_hat: detached logit scale.
-    Returns (Y^{s->m}, Y^{m->s}) = (softmax(t^ Zt_m M^T), softmax(t^ M Zt_m^T)), each (N, N); I in epoch 1.
+    P: (N, D) prompt features P_m; Zt: (N, D) teacher embeddings Zt_m or None; t_hat: detached logit scale.
+    Returns (Y^{s->m}, Y^{m->s}) = (Q_sm, Q_ms) of M8, each (N, N); I in epoch 1.
     """
     # Reconstruction: the m->s target is the teacher's m->s prediction; alternative: the transpose of the s->m one.
     I = torch.eye(P.shape[0], dtype=P.dtype, device=P.device)

@@ -26,6 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import data  # noqa: E402
+from utils.files import write_labels  # noqa: E402
 from data import MAX_BODIES, NUM_JOINTS  # noqa: E402
 from demo.world import demo_names, generate_demo_sample  # noqa: E402
 from tools.raw_skeletons import _read_ntu_task, parallel_map, read_skeleton  # noqa: E402
@@ -101,7 +102,7 @@ def make_split(folder: Path, n: int, frames: int = 50) -> Path:
         for start in range(0, n, len(block)):
             writer.write_rows(block[:min(len(block), n - start)])
     names = [f"S{1 + i // 10000:03d}C001P001R001A{1 + i % 120:03d}_{i}" for i in range(n)]
-    data.write_labels(folder / "train_label.pkl", names, [i % 120 for i in range(n)])
+    write_labels(folder / "train_label.pkl", names, [i % 120 for i in range(n)])
     return folder
 
 

@@ -3,7 +3,7 @@
 Measured in one run, with one CLIP (default: the ViT-B/32 architecture with random weights, so nothing is
 downloaded; the paper's ViT-L/14-336 costs ~15x more per image and ~3x more per text):
 
-1. encoding throughput (samples/s, K = 16 crops or 16 answers per sample) through `encode_cache`, as
+1. encoding throughput (samples/s, K = 16 crops or 16 answers per sample) through `encode_prompts`, as
    `python prompts.py encode` runs it, for both modalities; and the demo's tiny CLIP on the same inputs;
 2. one training step (ST-GCN forward + backward on B skeletons, a linear head into CLIP space and the symmetric
    InfoNCE against the prompt features) whose prompt features are read from the float16 memory-mapped cache,
@@ -30,7 +30,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import prompts  # noqa: E402
-from distill import pool_prompts  # noqa: E402
+from prompts import pool_prompts  # noqa: E402
 from skeleton_gcn import STGCN  # noqa: E402
 from tools.generate_prompts import vision_prompt  # noqa: E402
 
@@ -71,7 +71,7 @@ def timed(function):
 
 
 def encoding_throughput(clip, name, language, vision, sources, workdir):
-    """Samples/s of encode_cache for each modality (fresh cache files, chunks of 64 samples)."""
+    """Samples/s of encode_prompts for each modality (fresh cache files, chunks of 64 samples)."""
     rates = {}
     t, _ = timed(lambda: prompts.encode_language(language, workdir / f"{name}_language.npy", clip, name, None))
     rates["language"] = len(language) / t
@@ -141,7 +141,7 @@ def main():
             crops = [prompts.crop_person(im, box, clip.image_size) for k in batch_keys
                      for im, box in zip(sources[k].read(vision[k]["frames"]), vision[k]["boxes"])]  # B * 16 crops
             P = [pool_prompts(clip.encode_texts(texts).view(args.batch, 16, -1)).to(args.device),
-                 pool_prompts(clip.encode_images(crops).view(args.batch, 16, -1)).to(args.device)]
+                 pool_prompts(clip.encode_pixels(torch.stack([clip.preprocess(c) for c in crops])).view(args.batch, 16, -1)).to(args.device)]
             training_step(encoder, head, optimizer, x, P)
 
         cached_step()  # warm-up

@@ -1,8 +1,10 @@
-"""Forward+backward throughput of ST-GCN (samples/s): this project's graph conv against the reference formulation.
+"""Forward+backward throughput of ST-GCN (samples/s): the graph convolution as written (G1, the reference code's
+1x1 conv then einsum) against a graph-sum-first alternative on the widening blocks, in the same run, same weights.
 
-The baseline is the same network with every block's graph convolution replaced by `graph_conv_reference`
-(1x1 conv to K*C_out channels, then einsum('nkctv,kvw->nctw')), i.e. the field's reference code, measured in the
-same run on the same weights. Prints one row per (size, device, precision) with the speed-up ratio.
+`graph_first_conv` computes G1's value with the graph sum before the channel mixing (no 5-D einsum, no permuted
+copy), which is cheaper when C_in < C_out. It was skeleton_gcn.py's forward on widening blocks until the reading
+pass kept one form of G1 there; it measured x1.05-1.08 on an H100 (docs/speed.md). Prints one row per (size,
+device, precision) with the ratio alternative / as written.
 
     python bench/bench_stgcn.py                   # CPU: batch 32, T = 64, M = 2, both sizes
     python bench/bench_stgcn.py --batch 128       # e.g. on a GPU (adds bf16 autocast rows there)
@@ -14,19 +16,41 @@ import time
 import types
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from skeleton_gcn import STGCN, graph_conv_reference  # noqa: E402
+from skeleton_gcn import STGCN  # noqa: E402
 
 
-def reference_forward(self, x, A):
-    return graph_conv_reference(x, self.conv.weight, self.conv.bias, A)
+def graph_first_conv(x, weight, bias, A):
+    """G1's value, graph sum first (tested equal to SpatialGraphConv within 1e-5).
+
+    The graph sum is linear, so it can run before the channel mixing:
+      1. one matmul against all partitions at once:  x_A[n, c, t, w, k] = sum_v x[n, c, t, v] A_k[v, w]
+      2. one conv with kernel and stride (1, K) over the interleaved (w, k) axis: sum_k W_k x_A[..., w, k].
+    x (N, C_in, T, V), weight (K*C_out, C_in, 1, 1), bias (K*C_out,), A (K, V, V) -> (N, C_out, T, V).
+    """
+    N, C, T, V = x.shape
+    K = A.shape[0]
+    C_out = weight.shape[0] // K
+    A_wk = A.permute(1, 2, 0).reshape(V, V * K)  # (V, W*K), k fastest
+    x_A = (x.reshape(N * C * T, V) @ A_wk).view(N, C, T, V * K)  # (N, C_in, T, W*K)
+    weight = weight.view(K, C_out, C).permute(1, 2, 0).unsqueeze(2)  # (C_out, C_in, 1, K): W'[o, c, 0, k]
+    y = F.conv2d(x_A, weight, stride=(1, K))  # (N, C_out, T, W)
+    # The reference adds the bias before the graph sum, so each b_k is weighted by the column sums of A_k.
+    return y + (bias.view(K, C_out).t() @ A.sum(dim=1))[:, None, :]  # + (C_out, W)
 
 
-def as_reference(model):
-    """The same model (shared weights) computing every graph conv with the reference einsum."""
+def graph_first_forward(self, x, A):
+    if x.shape[1] < self.out_channels:  # widening blocks only: elsewhere the two forms cost the same
+        return graph_first_conv(x, self.conv.weight, self.conv.bias, A)
+    return type(self).forward(self, x, A)
+
+
+def as_graph_first(model):
+    """The same model (shared weights) computing the widening blocks' graph convs graph-first."""
     for block in model.st_gcn_networks:
-        block.gcn.forward = types.MethodType(reference_forward, block.gcn)
+        block.gcn.forward = types.MethodType(graph_first_forward, block.gcn)
     return model
 
 
@@ -65,12 +89,12 @@ def main():
     x = torch.randn(args.batch, 3, args.frames, 25, 2, device=device)
     precisions = [("fp32", None)] + ([("bf16", torch.bfloat16)] if device.type == "cuda" else [])
     print(f"device {device}, batch {args.batch}, T {args.frames}, M 2, threads {torch.get_num_threads()}")
-    print(f"{'size':9s} {'precision':9s} {'reference':>12s} {'ours':>12s} {'ratio':>7s}   (samples/s, fwd+bwd)")
+    print(f"{'size':9s} {'precision':9s} {'as written':>12s} {'graph first':>12s} {'ratio':>7s}   (samples/s, fwd+bwd)")
     for size in ("standard", "quarter"):
         for name, dtype in precisions:
-            ours = STGCN(size=size).to(device)
-            reference = as_reference(STGCN(size=size).to(device))
-            reference.load_state_dict(ours.state_dict())
+            reference = STGCN(size=size).to(device)
+            ours = as_graph_first(STGCN(size=size).to(device))
+            ours.load_state_dict(reference.state_dict())
             # Alternate the two models over several rounds and keep each one's best round, so that a passing
             # load on the machine does not favour whichever model ran first.
             speeds = {"reference": 0.0, "ours": 0.0}

@@ -3,7 +3,7 @@
 One step is exactly train.py's: a batch from either input path of train.py (--input loader: a DataLoader with the
 GlobalBatchSampler over a memory-mapped data.SkeletonDataset; --input resident: the split and prompt features held
 on the device, one index per batch; both measured in the same run, with their ratio), the prompt features looked up by dataset index in the memory-mapped float16 caches and
-pooled (distill.pool_prompts), C2VLModel forward (ST-GCN encoder + projection heads, bf16 autocast with --amp),
+pooled (prompts.pool_prompts), C2VLModel forward (ST-GCN encoder + projection heads, bf16 autocast with --amp),
 C2VLLoss over the batch in epoch 2 (teacher bank filled: every target path, the bank read and write), backward,
 optimizer step (the preset's: AdamW for the demo, SGD + momentum for the real recipe; fused on CUDA). Both prompt
 modalities. --compile adds a row with the encoder and heads under torch.compile (train.py --compile) and its ratio
@@ -58,14 +58,14 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import data  # noqa: E402
-import distill  # noqa: E402
+from utils.files import write_labels  # noqa: E402
 import prompts  # noqa: E402
 from utils.batches import GlobalBatchSampler, make_batches  # noqa: E402
 import train  # noqa: E402
 from utils.imports import OPEN_CLIP_CONFIGS  # noqa: E402
 from distill import C2VLLoss, DistillConfig  # noqa: E402
 
-MODALITIES = distill.MODALITIES  # both prompt modalities, as train.py's --modalities auto with both caches
+MODALITIES = prompts.MODALITIES  # both prompt modalities, as train.py's --modalities auto with both caches
 NTU60_XSUB_TRAIN, NTU60_XSUB_TEST = 40_091, 16_487
 NTU120_XSUB_TRAIN, NTU120_XSUB_TEST = 63_026, 50_919
 DEMO_TRAIN = 540
@@ -133,7 +133,7 @@ def write_synthetic(folder, rows, frames, dim, seed=0):
     array.flush()
     del array
     names = [f"S{1 + i // 10000:03d}C001P001R001A{1 + i % 60:03d}_{i}" for i in range(rows)]  # unique names
-    data.write_labels(folder / "train_label.pkl", names, [i % 60 for i in range(rows)])
+    write_labels(folder / "train_label.pkl", names, [i % 60 for i in range(rows)])
     train_set = data.SkeletonDataset(data_path, folder / "train_label.pkl", num_class=60, frames=frames)
     features = {}
     for m in MODALITIES:
@@ -198,7 +198,7 @@ class Trainer:
     def load(self):
         """(a) next batch, prompt features by index, copies to the device (train.py's lines)."""
         x, rows, index = next(self.iterator)  # x (B, 3, T, 25, 2) on the device
-        P = {m: distill.pool_prompts(rows[m], "mean", self.generator).to(self.device) for m in MODALITIES}
+        P = {m: prompts.pool_prompts(rows[m], "mean", self.generator).to(self.device) for m in MODALITIES}
         return x, P, index.to(self.device)
 
     def step(self, timed):

@@ -41,6 +41,7 @@ from tools.generate_prompts import make_vision_prompts, skeleton_color_xy  # noq
 from utils.config import add_arguments, from_args, setting  # noqa: E402
 from utils.distributed import DEVICES  # noqa: E402
 from utils.files import save_torch, write_json  # noqa: E402
+from utils.prompt_files import match_prompts, read_language_prompts, sibling_caches, weights_fingerprint  # noqa: E402
 
 # Reconstruction: nothing in the paper; the demo's stand-in for CLIP's web-scale pretraining. Size and recipe chosen for
 # the demo's time budget and by the corpus's held-out performers (not a demo split); alternative: --pretrained none.
@@ -72,12 +73,20 @@ def demo_prompts_ready(caches: Sequence[Path], model_name: str, pretrained: str 
     if not all(Path(c).is_file() and Path(c).with_suffix(".json").is_file() for c in caches):
         return False
     checkpoint = demo_clip_checkpoint(data_root)
-    if model_name != DEMO_CLIP_MODEL or pretrained is None or Path(pretrained) != checkpoint:
+    if model_name != DEMO_CLIP_MODEL or pretrained is None or os.path.abspath(pretrained) != os.path.abspath(checkpoint):
         return True  # random weights, or a CLIP of the user's: nothing here would make them again
     if not demo_clip_is_current(data_root):
         return False
-    weights = prompts.weights_fingerprint(str(checkpoint))
+    weights = weights_fingerprint(str(checkpoint))
     return all(json.loads(Path(c).with_suffix(".json").read_text()).get("weights") == weights for c in caches)
+
+
+def prepare_demo_inputs(data_root, split: str, caches: Sequence[Path], model_name: str, pretrained: str | None):
+    """What `python train.py` on the demo needs and a fresh clone lacks: the demo dataset, the demo CLIP and the
+    training part's prompt caches; made again when they were made by an earlier demo CLIP (later runs reuse them)."""
+    if not demo_prompts_ready(caches, model_name, pretrained, data_root):
+        prepare_demo(data_root)
+        prepare_demo_prompts(data_root, splits=(split,), parts=("train",), random_clip=pretrained is None)
 
 
 def clip_loss(image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
@@ -152,16 +161,16 @@ def prepare_demo_prompts(data_root: str | Path = "datasets", device: str = "cpu"
     prepare_demo(data_root)
     pretrained = None if random_clip else str(pretrain_demo_clip(data_root, device=device))
     clip = prompts.load_clip(DEMO_CLIP_MODEL, pretrained, device)
-    answers = prompts.read_language_prompts(Path(data_root) / "demo" / "demo_language.json")
+    answers = read_language_prompts(Path(data_root) / "demo" / "demo_language.json")
     raw = Path(data_root) / "demo" / "raw"
     for split in splits:
         for part in parts:
             names = prompts.split_names(data_root, "demo", split, part)
-            language, _ = prompts.match_prompts(answers, names, source="demo_language.json")
+            language, _ = match_prompts(answers, names, source="demo_language.json")
             write_json(prompts.prompts_path(data_root, "demo", split, part, "language"), language, indent=4)
             out = prompts.cache_path(data_root, "demo", split, part, "language", DEMO_CLIP_MODEL, pretrained)
             prompts.encode_language(language, out, clip, DEMO_CLIP_MODEL, pretrained,
-                                    reuse=prompts.sibling_caches(out))
+                                    reuse=sibling_caches(out))
             open_source = lambda key: demo_frame_source(data_root, key)  # noqa: E731
             vision_path = prompts.prompts_path(data_root, "demo", split, part, "vision")
             if vision_path.is_file() and vision_path.stat().st_mtime < (raw.parent / "demo_meta.json").stat().st_mtime:
@@ -169,7 +178,7 @@ def prepare_demo_prompts(data_root: str | Path = "datasets", device: str = "cpu"
             vision = make_vision_prompts(names, vision_path, open_source, lambda key: skeleton_color_xy(raw, key))
             out = prompts.cache_path(data_root, "demo", split, part, "vision", DEMO_CLIP_MODEL, pretrained)
             prompts.encode_vision(vision, out, open_source, clip, DEMO_CLIP_MODEL, pretrained,
-                                  reuse=prompts.sibling_caches(out))
+                                  reuse=sibling_caches(out))
     return pretrained
 
 

@@ -6,21 +6,28 @@ at 0 and +-45 degrees, with sensor noise, dropped frames, tracking glitches and 
 written as a real `.skeleton` file that tools/raw_skeletons.py converts like any NTU file. Each sample also gets 16
 noisy LLaVA-style answers in C2VL's released format; demo/frames.py renders its RGB frames.
 
-    python tools/gendata.py demo        # = prepare_demo(): datasets/demo/{raw, demo_language.json, xsub, xview}
+    python demo/world.py        # = prepare_demo(): datasets/demo/{raw, demo_language.json, xsub, xview}
 """
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+# Run as a script (python demo/world.py): the project's modules live in the repository root.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from data import DATASETS, DEMO_CLASSES, NUM_JOINTS, PARTS, load_split, parse_ntu_name, split_dir
-from demo.motion import DEMO_FPS, demo_joints, demo_motion, demo_subject, rotation
-from tools.raw_skeletons import convert_ntu, parallel_map
-from utils.files import atomic_path, write_text
+import numpy as np  # noqa: E402
+
+from data import DATASETS, DEMO_CLASSES, NUM_JOINTS, PARTS, load_split, parse_ntu_name, split_dir  # noqa: E402
+from demo.motion import DEMO_FPS, demo_joints, demo_motion, demo_subject, rotation  # noqa: E402
+from tools.raw_skeletons import convert_ntu, parallel_map  # noqa: E402
+from utils.config import add_arguments, from_args, setting  # noqa: E402
+from utils.files import atomic_path, write_text  # noqa: E402
 
 DEMO_SUBJECTS, DEMO_CAMERAS, DEMO_REPLICATIONS = 10, 3, 2
 DEMO_VERSION = 3  # bump whenever the generator changes: prepare_demo then regenerates
@@ -264,3 +271,22 @@ def prepare_demo(data_root="datasets", seed: int = 0, workers: int | None = None
     print(f"demo dataset: {len(names)} samples, {len(DEMO_CLASSES)} classes in {root} "
           f"({time.perf_counter() - started:.1f} s)", file=sys.stderr)
     return root
+
+
+@dataclass
+class DemoConfig:
+    """Every setting of `python demo/world.py`; each field is a flag of the same name."""
+    data_root: str = setting("datasets", "where datasets/demo/ is written")
+    seed: int = setting(0, "seed of the demo world")
+    workers: int | None = setting(None, "generator and parser processes (default: all cores)", kind=int)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python demo/world.py", description="generate the demo dataset "
+                                     "(deterministic): raw .skeleton files, LLaVA-style answers, xsub and xview")
+    config = from_args(DemoConfig, add_arguments(parser, DemoConfig).parse_args(argv))
+    print(prepare_demo(config.data_root, config.seed, config.workers))
+
+
+if __name__ == "__main__":
+    main()

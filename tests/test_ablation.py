@@ -26,13 +26,13 @@ def test_table_is_mean_and_std_over_seeds_with_the_random_init_row(tmp_path):
     runs = {"C2VL": [fake_metrics(s) for s in (0, 1, 2)],
             "C2VL, vision prompts only": [fake_metrics(s, zero_shot=False) for s in (0, 1, 2)]}
     table = ablation.summarise(runs)
-    assert table["C2VL"]["linear_top1"] == pytest.approx((61.0, np.std([60, 61, 62])))
-    assert table["C2VL"]["knn_top1_k20"] == pytest.approx((52.0, np.std([50, 52, 54])))
+    assert table["C2VL"]["linear_top1"] == pytest.approx((61.0, np.std([60, 61, 62], ddof=1)))  # the sample std
+    assert table["C2VL"]["knn_top1_k20"] == pytest.approx((52.0, np.std([50, 52, 54], ddof=1)))
     assert table["C2VL, vision prompts only"]["zero_shot_top1"] is None  # no language head: no zero-shot
     assert table[ablation.BASELINE]["linear_top1"] == (70.0, 0.0) and table[ablation.BASELINE]["zero_shot_top1"] is None
     text = ablation.markdown(table, ablation.AblationConfig())
-    assert "| C2VL |  | 61.0 ± 0.8 | 52.0 ± 1.6 | 21.0 ± 0.8 |" in text
-    assert "| C2VL, vision prompts only | `--modalities vision` | 61.0 ± 0.8 | 52.0 ± 1.6 | – |" in text
+    assert "| C2VL |  | 61.0 ± 1.0 | 52.0 ± 2.0 | 21.0 ± 1.0 |" in text
+    assert "| C2VL, vision prompts only | `--modalities vision` | 61.0 ± 1.0 | 52.0 ± 2.0 | – |" in text
     ablation.plot(table, tmp_path / "ablation.png")
     assert (tmp_path / "ablation.png").stat().st_size > 0
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import data
+from utils.files import read_label_pkl, safe_load_pickle, write_labels
 from utils import files
 from tools.foreign_formats import convert_existing
 
@@ -88,7 +89,7 @@ def test_malicious_pickle_is_refused_with_a_clear_error_and_does_not_run(tmp_pat
         path = tmp_path / "train_label.pkl"
         path.write_bytes(pickle.dumps((NAMES, payload)))
         with pytest.raises(data.UnsafePickleError, match=rf"train_label.pkl: refused to load: .*{what}"):
-            data.read_label_pkl(path)
+            read_label_pkl(path)
     assert not marker.exists()
 
 
@@ -97,7 +98,7 @@ def test_plain_containers_and_numpy_arrays_load_in_every_protocol(tmp_path):
                "c": np.int64(4), "d": {1, 2}, "e": b"bytes"}
     for protocol in (2, 3, 4, 5):
         (tmp_path / "ok.pkl").write_bytes(pickle.dumps(content, protocol=protocol))
-        loaded = data.safe_load_pickle(tmp_path / "ok.pkl")
+        loaded = safe_load_pickle(tmp_path / "ok.pkl")
         np.testing.assert_array_equal(loaded["b"], content["b"])
         assert loaded["a"] == content["a"] and loaded["c"] == 4 and loaded["d"] == {1, 2}
 
@@ -125,7 +126,7 @@ def test_nan_sample_is_named_when_preprocessing(tmp_path):
 def test_missing_split_names_the_command_that_makes_it(tmp_path):
     with pytest.raises(data.DataNotFoundError, match=r"python tools/gendata.py ntu --raw .* --dataset ntu120"):
         data.load_split(tmp_path, "ntu120", "xset", "val")
-    with pytest.raises(data.DataNotFoundError, match=r"python tools/gendata.py demo --data-root"):
+    with pytest.raises(data.DataNotFoundError, match=r"python demo/world.py --data-root"):
         data.load_split(tmp_path, "demo", "xsub", "train")
     assert issubclass(data.DataNotFoundError, FileNotFoundError)
 
@@ -226,7 +227,7 @@ def test_an_empty_split_part_is_a_clear_error_where_it_is_read(tmp_path):
     folder = data.split_dir(tmp_path, "ntu60", "xsub")
     folder.mkdir(parents=True)
     np.save(folder / "val_data.npy", np.zeros((0, 3, 300, 25, 2), np.float32))
-    data.write_labels(folder / "val_label.pkl", [], [])
+    write_labels(folder / "val_label.pkl", [], [])
     with pytest.raises(data.DataFormatError, match="val_data.npy: no samples"):
         data.load_split(tmp_path, "ntu60", "xsub", "val")
 

@@ -8,6 +8,7 @@ import torch
 
 import data
 import prompts
+from utils.prompt_files import match_prompts, read_language_prompts, weights_fingerprint
 from demo import clip as demo_clip
 from demo import corpus
 from demo.clip import prepare_demo_prompts
@@ -65,7 +66,7 @@ def test_prepare_demo_prompts_builds_both_caches_for_both_splits_idempotently(de
 
 def test_demo_answers_go_through_the_released_format_importer(demo_root, few_samples):
     names = few_samples(demo_root, "demo", "xview", "val")
-    matched, report = prompts.import_released(demo_root / "demo" / "demo_language.json", names)
+    matched, report = match_prompts(read_language_prompts(demo_root / "demo" / "demo_language.json"), names)
     assert report.matched == len(names) and not report.missing and report.extra == len(demo_names()) - len(names)
     assert all(len(answers) == 16 for answers in matched.values())
 
@@ -154,7 +155,7 @@ def test_demo_prompts_are_made_again_after_the_demo_clip_changes(tmp_path):
     caches = [tmp_path / f"train_{m}.npy" for m in ("vision", "language")]
     for cache in caches:
         cache.write_bytes(b"features")
-        cache.with_suffix(".json").write_text(json.dumps({"weights": prompts.weights_fingerprint(str(checkpoint))}))
+        cache.with_suffix(".json").write_text(json.dumps({"weights": weights_fingerprint(str(checkpoint))}))
     ready = lambda: demo_clip.demo_prompts_ready(caches, prompts.DEMO_CLIP_MODEL, str(checkpoint), tmp_path)  # noqa
     assert ready()
     checkpoint.with_suffix(".json").write_text(json.dumps({"recipe": dict(demo_clip.demo_clip_recipe(), steps=1)}))

@@ -20,7 +20,6 @@ from distill import (
     alpha_schedule,
     c2vl_loss,
     modality_loss,
-    pool_prompts,
     progressive_target,
 )
 from utils.config import add_arguments, from_args
@@ -438,16 +437,6 @@ def test_every_option_has_a_command_line_flag():
                                                              lambda_v=0.5)
 
 
-def test_prompt_pooling_mean_and_sample_one_per_step():
-    features = F.normalize(torch.randn(4, 16, D), dim=-1)  # (B, K, D)
-    mean = pool_prompts(features, "mean")
-    np.testing.assert_allclose(mean.numpy(), normalize(features.double().mean(dim=1).numpy()), atol=1e-6)
-    drawn = pool_prompts(features, "sample", generator=torch.Generator().manual_seed(0))
-    for i in range(4):  # each row is one of that sample's K prompt frames
-        assert min(float((drawn[i] - features[i, k]).abs().max()) for k in range(16)) < 1e-6
-    assert pool_prompts(features[:, 0].half(), "mean").dtype == torch.float32
-
-
 def test_projection_head_maps_256_to_clip_space():
     head = ProjectionHead(256, 512, 768)
     assert head(torch.randn(3, 256)).shape == (3, 768)
@@ -459,6 +448,7 @@ def test_plots_are_written_as_png(tmp_path):
     loss_fn(*batch(90), torch.arange(B), 1, 4)
     seen = loss_fn.inspect_batch(*batch(91), torch.arange(B), 2, 4)
     for path in (plot_soft_targets(seen, tmp_path / "targets.png"),
-                 plot_alpha_schedule(tmp_path / "alpha.png", epochs=10, alpha_T=0.5)):
+                 plot_alpha_schedule(tmp_path / "alpha.png", [alpha_schedule(e, 10, 0.5) for e in range(1, 11)],
+                                     alpha_T=0.5)):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["alpha.png", "targets.png"]  # no temporary files left

@@ -1,8 +1,9 @@
 """Claim: under torch.distributed the C2VL loss is the loss of the global batch.
 
-Two real gloo processes on CPU (127.0.0.1, a free port) each train on their half of every step; after DDP-style
-gradient averaging their losses, gradients and teacher banks equal those of one process that trains on the
-concatenated batch, and every rank's teacher bank holds the same rows (each rank writes the global batch).
+Two real gloo processes on CPU (127.0.0.1, a free port) each train on their half of every step, in float64; after
+DDP-style gradient averaging their losses, gradients, logged diagnostics and teacher banks equal those of one
+process that trains on the concatenated batch, and every rank's teacher bank holds the same rows (each rank writes
+the global batch).
 """
 import os
 import socket
@@ -30,10 +31,11 @@ SCHEDULE = {
 def train(rank, world):
     """Run the SCHEDULE; rank 0 of world 1 trains on the concatenation of all ranks' indices."""
     g = torch.Generator().manual_seed(0)
-    X = torch.randn(NUM, IN, generator=g)
-    P = {m: F.normalize(torch.randn(NUM, D, generator=g), dim=1) for m in MODALITIES}
+    X = torch.randn(NUM, IN, generator=g, dtype=torch.float64)
+    P = {m: F.normalize(torch.randn(NUM, D, generator=g, dtype=torch.float64), dim=1) for m in MODALITIES}
     torch.manual_seed(1)
-    model = nn.ModuleDict({"encoder": nn.Linear(IN, 12), "vision": nn.Linear(12, D), "language": nn.Linear(12, D)})
+    model = nn.ModuleDict({"encoder": nn.Linear(IN, 12), "vision": nn.Linear(12, D),
+                           "language": nn.Linear(12, D)}).double()
     loss_fn = C2VLLoss(DistillConfig(beta=0.5, alpha_T=0.8), NUM, D)
     params = list(model.parameters()) + list(loss_fn.parameters())
     optimizer = torch.optim.SGD(params, lr=0.5)
@@ -50,7 +52,8 @@ def train(rank, world):
                 dist.all_reduce(p.grad)
                 p.grad /= world
             records.append({"loss": loss.detach(), "global_batch": info["global_batch"],
-                            "grads": [p.grad.clone() for p in params]})
+                            "grads": [p.grad.clone() for p in params],
+                            "info": {k: float(v) for k, v in info.items() if k != "global_batch"}})
             optimizer.step()
     return records, loss_fn
 
@@ -96,6 +99,18 @@ def test_two_gloo_processes_match_one_process_on_concatenated_batch(ranks):
                 torch.testing.assert_close(g, e, atol=1e-5, rtol=0, msg=f"gradient of parameter {k}, step {step}")
     for name, buffer in reference_loss_fn.bank.state_dict().items():
         torch.testing.assert_close(ranks[0]["bank"][name], buffer, atol=1e-3, rtol=0, msg=name)
+
+
+def test_two_gloo_processes_log_the_diagnostics_of_one_process_on_the_global_batch(ranks):
+    """Every number train.py logs per step (loss and L_m, t, teacher fraction, in-batch retrieval, target entropy,
+    prompt cosine) is a global-batch number: each rank logs what one process logs, within 1e-6 relative."""
+    reference, _ = train(0, 1)
+    for result in ranks:
+        for step, (got, expected) in enumerate(zip(result["records"], reference)):
+            assert got["info"].keys() == expected["info"].keys()
+            assert {"prompt_cosine_vision", "retrieval_language", "target_entropy_vision"} <= got["info"].keys()
+            for key, value in expected["info"].items():
+                assert got["info"][key] == pytest.approx(value, rel=1e-6, abs=1e-12), (key, step)
 
 
 def test_every_rank_holds_the_same_teacher_bank(ranks):

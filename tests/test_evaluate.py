@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import data
+from utils.files import write_labels
 import evaluate
 from utils.plots import plot_confusion, plot_embedding
 from distill import ProjectionHead
@@ -156,6 +157,24 @@ def test_semi_supervised_fine_tunes_encoder_end_to_end_and_reports_mean_and_spre
     assert evaluate._fraction_key(0.01) == "semi_1%" and evaluate._fraction_key(0.1) == "semi_10%"
 
 
+def test_semi_supervised_says_when_two_fractions_draw_the_same_labels():
+    """4 samples per class: 1 % and 10 % both round to the minimum of one label per class, the same subsets."""
+    torch.manual_seed(0)
+    train, test = skeletons(12, 3, seed=0), skeletons(6, 3, seed=1)
+    result = evaluate.semi_supervised(STGCN(size="quarter").state_dict(), "quarter", train, test, 3,
+                                      fractions=(0.01, 0.1, 0.5), seeds=(0,), epochs=1)
+    assert "same_labels_as" not in result["semi_1%"] and result["semi_10%"]["same_labels_as"] == "semi_1%"
+    assert "same_labels_as" not in result["semi_50%"]  # two per class
+
+
+def test_coverage_gives_chance_the_classes_and_the_reachable_ceiling():
+    """Training covers classes 0-2; the test part holds 0, 1, 3, 3, 4: chance 1/4, two classes never trained on,
+    3 of 5 test samples a linear probe or kNN cannot name: at most 40 % reachable."""
+    got = evaluate.coverage(np.array([0, 0, 1, 2]), np.array([0, 1, 3, 3, 4]))
+    assert got == {"chance_top1": 25.0, "classes_trained": 3, "classes_tested": 4, "classes_tested_not_trained": 2,
+                   "samples_of_untrained_classes": 3, "reachable_top1": 40.0}
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Zero-shot (E3)
 # ----------------------------------------------------------------------------------------------------------------
@@ -204,7 +223,7 @@ def test_per_class_accuracy_counts_each_class_and_marks_absent_classes_nan():
 def test_confusion_and_embedding_pngs_are_written(tmp_path):
     feats, labels = clustered_features(num_class=4, per_class=10)
     names = ["a", "b", "c", "d"]
-    for path in (plot_confusion(labels, labels, names, tmp_path / "confusion.png"),
+    for path in (plot_confusion(evaluate.confusion_matrix(labels, labels, 4), names, tmp_path / "confusion.png"),
                  plot_embedding(feats, labels, names, tmp_path / "embedding.png")):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["confusion.png", "embedding.png"]  # no temp files left
@@ -255,7 +274,7 @@ def write_tiny_split(data_root, dataset="demo", split="xsub", per_class=2, frame
         x[:, :, :, :, 0] += labels[:, None, None, None] * 0.3
         with data.NpyRowWriter(folder / f"{part}_data.npy", x.shape) as writer:
             writer.write_rows(x)
-        data.write_labels(folder / f"{part}_label.pkl", names, labels)
+        write_labels(folder / f"{part}_label.pkl", names, labels)
     return data_root
 
 
@@ -294,6 +313,28 @@ def test_cli_on_a_tiny_split_writes_metrics_per_class_accuracy_confusion_and_emb
     assert metrics["zero_shot_head"] == "language"
     for png in ("confusion_linear.png", "confusion_zero_shot.png", "embedding.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    assert metrics["chance_top1"] == pytest.approx(100 / C) and metrics["classes_trained"] == C
+    assert f"chance {100 / C:.1f} %; training part covers {C} classes, test part {C}" in result.stdout
+
+
+def test_zero_shot_with_a_clip_checkpoint_that_is_not_there_names_pretrained_which_evaluate_takes(tmp_path,
+                                                                                                 pretrained_run):
+    """A run's heads.pt names its CLIP checkpoint; started elsewhere (or with the file moved), zero-shot stops at
+    once, naming --pretrained, and evaluate.py --pretrained gives the checkpoint (here: none, random weights)."""
+    root, run = write_tiny_split(tmp_path / "datasets"), tmp_path / "run"
+    run.mkdir()
+    (run / "encoder.pt").write_bytes((pretrained_run / "encoder.pt").read_bytes())
+    heads = torch.load(pretrained_run / "heads.pt", weights_only=True)
+    torch.save(dict(heads, pretrained="elsewhere/clip/c2vl-demo-tiny.pt"), run / "heads.pt")
+    flags = ["--encoder", str(run / "encoder.pt"), "--dataset", "demo", "--data-root", str(root), "--protocols",
+             "zeroshot", "--device", "cpu", "--out", str(tmp_path / "eval")]
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(flags)
+    message = str(exit_info.value.code)
+    assert "elsewhere/clip/c2vl-demo-tiny.pt" in message and "--pretrained" in message
+    assert not (tmp_path / "eval").exists()  # it stopped before computing any feature
+    metrics = evaluate.main(flags + ["--pretrained", "none"])
+    assert 0 <= metrics["zero_shot_top1"] <= 100 and metrics["zero_shot_clip"] == [DEMO_CLIP_MODEL, None]
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -312,7 +353,7 @@ def test_cli_bad_flags_are_argparse_errors(capsys, flags, message):
 def test_cli_missing_inputs_name_the_commands_that_make_them(tmp_path, pretrained_run):
     with pytest.raises(SystemExit, match="python train.py"):
         evaluate.main(["--encoder", str(tmp_path / "encoder.pt"), "--data-root", str(tmp_path)])
-    with pytest.raises(SystemExit, match=f"python tools/gendata.py demo --data-root {tmp_path}"):
+    with pytest.raises(SystemExit, match=f"python demo/world.py --data-root {tmp_path}"):
         evaluate.main(["--encoder", str(pretrained_run / "encoder.pt"), "--data-root", str(tmp_path),
                        "--out", str(tmp_path / "eval")])
 

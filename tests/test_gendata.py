@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 import data
+from utils.files import write_labels
 from demo import world
 from test_data import raw_samples, write_stgcn
 from test_raw_skeletons import corrupt_catalogue
+from demo import world as demo_world
 from tools import gendata, raw_skeletons
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,11 +27,13 @@ def run_cli(*args):
 def test_cli_help_lists_every_command(capsys):
     result = run_cli("--help")
     assert result.returncode == 0
-    for command in ("ntu", "pku", "convert", "demo", "info"):
+    for command in ("ntu", "pku", "convert", "info"):
         assert command in result.stdout
         with pytest.raises(SystemExit) as done:
             gendata.main([command, "--help"])
         assert done.value.code == 0 and "--data-root" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match=r"error: the demo dataset is made by `python demo/world.py`"):
+        gendata.main(["demo"])  # the older spelling says where the demo went (demo/ uses tools/, not the reverse)
 
 
 def test_cli_ntu_convert_pku_info_and_demo_commands_work(demo, tmp_path, capsys):
@@ -57,7 +61,7 @@ def test_cli_ntu_convert_pku_info_and_demo_commands_work(demo, tmp_path, capsys)
     assert data.load_split(tmp_path / "c", "pku1", "xview", "val").names == ["F003V002C003L001"]
     gendata.main(["info", "--data-root", str(tmp_path / "c"), "--dataset", "pku1"])
     assert "pku1    xview train       1 samples" in capsys.readouterr().out
-    gendata.main(["demo", "--data-root", str(root)])
+    demo_world.main(["--data-root", str(root)])
     assert capsys.readouterr().out.strip() == str(root / "demo")
     with pytest.raises(SystemExit, match=r"error: .*skeleton/train_data.npy not found"):
         gendata.main(["convert", str(tmp_path / "skeleton" / "0002-L.txt"), "--dataset", "pku1", "--format", "stgcn",
@@ -198,7 +202,7 @@ def test_ntu_names_every_corrupt_file_with_its_line_and_keeps_the_valid_ones(tmp
 def test_info_lists_an_empty_or_unreadable_split_without_crashing(tmp_path, capsys):
     folder = data.split_dir(tmp_path, "ntu60", "xsub")
     folder.mkdir(parents=True)
-    data.write_labels(folder / "train_label.pkl", [], [])
+    write_labels(folder / "train_label.pkl", [], [])
     np.save(folder / "train_data.npy", np.zeros((0, 3, 300, 25, 2), np.float32))
     (folder / "val_label.pkl").write_bytes(b"not a pickle")
     gendata.main(["info", "--data-root", str(tmp_path), "--dataset", "ntu60"])
@@ -210,7 +214,7 @@ def test_info_lists_an_empty_or_unreadable_split_without_crashing(tmp_path, caps
 def test_demo_prints_its_folder_when_it_generates_it(tmp_path, monkeypatch, capsys):
     subset = world.demo_names()[::18]
     monkeypatch.setattr(world, "demo_names", lambda: subset)
-    gendata.main(["demo", "--data-root", str(tmp_path), "--workers", "2"])
+    demo_world.main(["--data-root", str(tmp_path), "--workers", "2"])
     assert capsys.readouterr().out.strip() == str(tmp_path / "demo")
     assert len(data.load_split(tmp_path, "demo", "xsub", "train")) + len(
         data.load_split(tmp_path, "demo", "xsub", "val")) == len(subset)

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 import data
+from utils.files import write_labels
 import prompts
 from tools import generate_prompts
 from utils.frames import open_frame_source
@@ -137,12 +138,13 @@ def generate_error(argv) -> str:
 @pytest.mark.parametrize("flag", ["--llava", "--detector"])
 def test_llava_and_detector_without_transformers_name_the_pip_command(tmp_path, monkeypatch, flag):
     monkeypatch.setitem(sys.modules, "transformers", None)  # `import transformers` now fails, as when not installed
-    data.write_labels(data.split_dir(tmp_path, "demo", "xsub") / "train_label.pkl", ["S001C001P001R001A001"], [0])
-    message = generate_error(["--dataset", "demo", "--split", "xsub", "--parts", "train", "--data-root",
-                              str(tmp_path), "--device", "cpu", flag])
+    write_labels(data.split_dir(tmp_path, "ntu60", "xsub") / "train_label.pkl", ["S001C001P001R001A001"], [0])
+    (tmp_path / "rgb").mkdir()
+    message = generate_error(["--dataset", "ntu60", "--split", "xsub", "--parts", "train", "--data-root",
+                              str(tmp_path), "--rgb", str(tmp_path / "rgb"), "--device", "cpu", flag])
     assert "--detector and --llava need Hugging Face transformers" in message
     assert "pip install -r requirements-lmm.txt" in message
-    assert not (tmp_path / "demo" / "xsub" / "prompts").exists()  # it failed before making anything
+    assert not (tmp_path / "ntu60" / "xsub" / "prompts").exists()  # it failed before making anything
 
 
 def test_videos_without_pyav_name_the_pip_command(tmp_path, monkeypatch):
@@ -152,7 +154,7 @@ def test_videos_without_pyav_name_the_pip_command(tmp_path, monkeypatch):
     (frames / "S001C001P001R001A001_rgb.avi").write_bytes(b"RIFF....AVI ")
     with pytest.raises(MissingExtraError, match=r"PyAV.*pip install -r requirements-lmm.txt"):
         open_frame_source(frames, "S001C001P001R001A001.skeleton")
-    data.write_labels(data.split_dir(tmp_path, "ntu60", "xsub") / "train_label.pkl", ["S001C001P001R001A001"], [0])
+    write_labels(data.split_dir(tmp_path, "ntu60", "xsub") / "train_label.pkl", ["S001C001P001R001A001"], [0])
     message = generate_error(["--dataset", "ntu60", "--split", "xsub", "--parts", "train", "--data-root",
                               str(tmp_path), "--frames", str(frames), "--device", "cpu"])
     assert "reading videos needs PyAV" in message and "pip install -r requirements-lmm.txt" in message

@@ -12,16 +12,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 import prompts
 from demo import clip as demo_clip
 from prompts import (DEMO_CLIP_MODEL, K_FRAMES, PromptError, WeightsUnavailableError,
                      crop_person, encode_language, encode_vision, load_clip, load_prompt_features,
-                     read_language_prompts, sample_frame_indices, skeleton_box)
+                     read_language_prompts)
 from tools import gendata, generate_prompts
-from tools.generate_prompts import make_prompts, make_vision_prompts
+from tools.generate_prompts import make_prompts, make_vision_prompts, sample_frame_indices, skeleton_box
 from utils.config import from_args
+from utils.files import write_labels
+from utils.prompt_files import match_prompts, prompt_id, sibling_caches
 from utils.frames import FolderFrameSource, open_frame_source
 from utils.imports import OPEN_CLIP_CONFIGS
 
@@ -62,9 +65,14 @@ def test_released_zip_reads_like_the_json(released, tmp_path):
     assert read_language_prompts(archive) == released
 
 
+def import_released(path, names, allow_partial=False):
+    """C2VL's released language prompts matched to a split, as `prompts.py import` does."""
+    return match_prompts(read_language_prompts(path), names, allow_partial, str(path))
+
+
 def test_import_matches_by_name_reports_extra_and_keeps_split_order(released):
     names = ["A026N013V002C035L001.skeleton", "A001N001V001C004L002"]  # a suffix and another order
-    matched, report = prompts.import_released(FIXTURE, names)
+    matched, report = import_released(FIXTURE, names)
     assert list(matched) == ["A026N013V002C035L001", "A001N001V001C004L002"]
     assert matched["A001N001V001C004L002"] == released["A001N001V001C004L002"]
     assert (report.matched, report.missing, report.extra) == (2, [], 2)
@@ -73,8 +81,8 @@ def test_import_matches_by_name_reports_extra_and_keeps_split_order(released):
 def test_import_refuses_missing_samples_naming_them_unless_allow_partial():
     names = ["A001N001V001C004L002", "A099N001V001C001L001"]
     with pytest.raises(PromptError, match=r"1 of 2 samples have no prompt.*A099N001V001C001L001.*allow-partial"):
-        prompts.import_released(FIXTURE, names)
-    matched, report = prompts.import_released(FIXTURE, names, allow_partial=True)
+        import_released(FIXTURE, names)
+    matched, report = import_released(FIXTURE, names, allow_partial=True)
     assert list(matched) == ["A001N001V001C004L002"] and report.missing == ["A099N001V001C001L001"]
     assert "1 matched, 1 missing, 3 extra" in str(report)
 
@@ -228,8 +236,6 @@ def test_demo_clip_is_deterministic_and_leaves_the_global_rng_alone(clip):
     for a, b in zip(clip.model.state_dict().values(), again.model.state_dict().values()):
         assert torch.equal(a, b)
     assert clip.image_size == 64 and clip.dim == 64
-    model, preprocess, tokenizer = clip
-    assert model is clip.model and preprocess is clip.preprocess and tokenizer is clip.tokenizer
     assert not any(p.requires_grad for p in clip.model.parameters())
 
 
@@ -390,8 +396,8 @@ def test_interrupted_encoding_resumes_without_redoing_finished_samples(clip, tmp
             raise Interrupt
         return many[key]
 
-    run = lambda load: prompts.encode_cache(path, list(many), load, "language", clip, MODEL, PRETRAINED,  # noqa
-                                            [prompts.prompt_id(p) for p in many.values()], chunk_size=3)
+    run = lambda load: prompts.encode_prompts(many, path, "language", load, clip, MODEL, PRETRAINED,  # noqa
+                                              chunk_size=3)
     with pytest.raises(Interrupt):
         run(failing)
     with pytest.raises(FileNotFoundError, match="interrupted: rerun"):
@@ -409,13 +415,12 @@ def test_rows_of_sibling_caches_are_copied_not_re_encoded(clip, tmp_path):
     xsub = prompts.cache_path(tmp_path, "demo", "xsub", "train", "language", MODEL, PRETRAINED)
     encode_language({k: many[k] for k in list(many)[:8]}, xsub, clip, MODEL, PRETRAINED)
     xview = prompts.cache_path(tmp_path, "demo", "xview", "val", "language", MODEL, PRETRAINED)
-    assert prompts.sibling_caches(xview) == [xsub]
+    assert sibling_caches(xview) == [xsub]
     wanted = {k: many[k] for k in list(many)[4:]}
     wanted["S005"] = ["he waves"] * 16  # changed prompts are encoded again
     calls = []
-    ids = [prompts.prompt_id(p) for p in wanted.values()]
-    prompts.encode_cache(xview, list(wanted), lambda k: calls.append(k) or wanted[k], "language", clip, MODEL,
-                         PRETRAINED, ids, reuse=prompts.sibling_caches(xview))
+    prompts.encode_prompts(wanted, xview, "language", lambda k: calls.append(k) or wanted[k], clip, MODEL,
+                           PRETRAINED, reuse=sibling_caches(xview))
     assert sorted(calls) == ["S005", "S008", "S009", "S010", "S011"]
     copied, _ = load_prompt_features(xview, list(wanted), MODEL, PRETRAINED)
     reference, _ = load_prompt_features(encode_language(wanted, tmp_path / "ref.npy", clip, MODEL, PRETRAINED),
@@ -494,7 +499,7 @@ def write_pku_split(root, parts=("train", "val")):
     import data
     names = list(read_language_prompts(FIXTURE))
     for part in parts:
-        data.write_labels(data.split_dir(root, "pku2", "xsub") / f"{part}_label.pkl", names, range(len(names)))
+        write_labels(data.split_dir(root, "pku2", "xsub") / f"{part}_label.pkl", names, range(len(names)))
     return names
 
 
@@ -527,7 +532,8 @@ def test_encode_with_only_language_prompts_names_the_missing_vision_file_and_enc
               "--pretrained", "none", "--device", "cpu"]
     message = cli_error(prompts.main, encode)
     assert "no vision prompts" in message and "train_vision_prompts.json" in message
-    assert "tools/generate_prompts.py --dataset pku2 --split xsub --frames" in message
+    # the command as printed runs: it carries the user's --data-root (and says --rgb, the frames' flag)
+    assert f"tools/generate_prompts.py --dataset pku2 --split xsub --data-root {tmp_path} --rgb" in message
     assert "rerun with `--modalities language` to encode the language cache alone" in message
     assert "language or vision" not in message and not list((tmp_path / "pku2" / "xsub" / "prompts").glob("*.npy"))
     prompts.main(encode + ["--modalities", "language"])
@@ -540,7 +546,7 @@ def test_a_prompt_file_that_matches_no_sample_shows_a_name_of_each_side_not_allo
     ntu = ["S001C001P001R001A001.skeleton", "S001C001P001R001A002.skeleton"]
     for allow_partial in (False, True):  # --allow-partial would keep nothing: it is no way out here
         with pytest.raises(PromptError) as error:
-            prompts.match_prompts(released, ntu, allow_partial, source="pkuv2_language.json")
+            match_prompts(released, ntu, allow_partial, source="pkuv2_language.json")
         message = str(error.value)
         assert "none of the split's 2 samples has a prompt" in message and "allow-partial" not in message
         assert "'A001N001V001C004L002'" in message and "'S001C001P001R001A001'" in message
@@ -553,13 +559,13 @@ def test_a_prompt_file_that_matches_no_sample_shows_a_name_of_each_side_not_allo
         assert "allow-partial" not in str(error.value)
     # the same through the command line: the demo's split and the PKU-MMD prompts
     import data
-    data.write_labels(data.split_dir(tmp_path, "demo", "xsub") / "train_label.pkl", ntu, [0, 1])
+    write_labels(data.split_dir(tmp_path, "demo", "xsub") / "train_label.pkl", ntu, [0, 1])
     message = cli_error(prompts.main, ["import", str(FIXTURE), "--dataset", "demo", "--split", "xsub", "--parts",
                                        "train", "--data-root", str(tmp_path)])
     assert "none of the split's 2 samples" in message and "allow-partial" not in message
 
 
-@pytest.mark.parametrize("dataset, command", [("demo", "python tools/gendata.py demo --data-root {root}"),
+@pytest.mark.parametrize("dataset, command", [("demo", "python demo/world.py --data-root {root}"),
                                               ("pku2", "python tools/gendata.py pku --phase 2"),
                                               ("ntu60", "python tools/gendata.py ntu --raw")])
 def test_import_before_the_split_exists_names_the_command_that_makes_it(tmp_path, dataset, command):
@@ -568,3 +574,42 @@ def test_import_before_the_split_exists_names_the_command_that_makes_it(tmp_path
     assert f"no {dataset} xsub split in {tmp_path / dataset / 'xsub'}" in message
     assert command.format(root=tmp_path) in message
     assert not (tmp_path / dataset / "xsub" / "prompts").exists()
+
+
+def test_prompt_pooling_mean_and_sample_one_per_step():
+    features = F.normalize(torch.randn(4, 16, 32), dim=-1)  # (B, K, D)
+    mean = prompts.pool_prompts(features, "mean")
+    np.testing.assert_allclose(mean.numpy(), (lambda m: m / np.linalg.norm(m, axis=1, keepdims=True))(features.double().mean(dim=1).numpy()), atol=1e-6)
+    drawn = prompts.pool_prompts(features, "sample", generator=torch.Generator().manual_seed(0))
+    for i in range(4):  # each row is one of that sample's K prompt frames
+        assert min(float((drawn[i] - features[i, k]).abs().max()) for k in range(16)) < 1e-6
+    assert prompts.pool_prompts(features[:, 0].half(), "mean").dtype == torch.float32
+
+
+def test_import_of_a_file_with_training_samples_only_names_the_part_and_the_parts_fix(tmp_path):
+    """The released file may hold one part's samples: the error names the part that matched nothing and the
+    --parts that leaves it out, nothing is written, and with that --parts the import works."""
+    names = write_pku_split(tmp_path, parts=("train",))
+    write_labels(data_split(tmp_path) / "val_label.pkl", ["A099N001V001C001L001", "A098N001V001C001L001"], [0, 1])
+    command = ["import", str(FIXTURE), "--dataset", "pku2", "--split", "xsub", "--data-root", str(tmp_path)]
+    message = cli_error(prompts.main, command)
+    assert "none of the split's 2 samples of its val part has a prompt there" in message
+    assert "--parts train" in message
+    assert not (data_split(tmp_path) / "prompts").exists()  # every part is checked before anything is written
+    prompts.main(command + ["--parts", "train"])
+    written = json.loads((data_split(tmp_path) / "prompts" / "train_language_prompts.json").read_text())
+    assert list(written) == names
+
+
+def data_split(root):
+    import data
+    return data.split_dir(root, "pku2", "xsub")
+
+
+def test_random_clip_weights_load_without_open_clips_warning(capsys, caplog):
+    """open_clip logs "No pretrained weights loaded ... Model initialized randomly" for random weights; in the demo's
+    log that read as if the pretrained demo CLIP had not been used. load_clip keeps it out of the way."""
+    load_clip(DEMO_CLIP_MODEL, None)
+    captured = capsys.readouterr()
+    assert "initialized randomly" not in captured.err + captured.out + caplog.text
+

@@ -11,7 +11,7 @@ import pytest
 
 import data
 from bench.bench_data import plain_read_skeleton
-from tools import raw_skeletons
+from tools import generate_prompts, raw_skeletons
 from tools.raw_skeletons import (PKU_VIEWS, SkeletonFormatError, WorkerError, _read_ntu_task, convert_ntu, convert_pku,
                                  cut_instance, find_ntu_files, parallel_map, pku_instances, pku_video_prefix,
                                  read_pku_skeleton, read_skeleton, to_stgcn_sample)
@@ -369,7 +369,6 @@ def test_body_slots_beyond_the_fourth_are_ignored(tmp_path):
 
 
 def test_nan_depth_and_colour_mean_unknown_2d_position_and_the_sample_is_kept(tmp_path):
-    import prompts
     rng = np.random.default_rng(13)
     body = person(rng, 8)
     body[5, 7] = 0  # a joint Kinect lost: x y z = 0 and no depth or colour position
@@ -385,7 +384,7 @@ def test_nan_depth_and_colour_mean_unknown_2d_position_and_the_sample_is_kept(tm
     np.testing.assert_allclose(sk.xyz[:, 0], body, atol=1e-6)
     missing = np.isnan(sk.color_xy[:, 0]).any(axis=-1)  # (T, 25)
     assert sorted(zip(*np.nonzero(missing))) == [(0, 0), (2, 3), (2, 4), (5, 7)]
-    box = prompts.skeleton_box(sk.color_xy[2])  # the person crop ignores the joints without a colour position
+    box = generate_prompts.skeleton_box(sk.color_xy[2])  # the person crop ignores the joints without a colour position
     known = np.delete(sk.color_xy[2, 0], [3, 4], axis=0) / [1920, 1080]
     assert box is not None and box[0] <= known[:, 0].min() and box[2] >= known[:, 0].max()
     np.testing.assert_allclose(selected(path), agcn_reference(path), atol=1e-6)

@@ -3,8 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from skeleton_gcn import (build_encoder, NTU_EDGES_1BASED, STGCN, CheckpointMismatchError, Graph, SpatialGraphConv,
-                          graph_conv_reference, load_checkpoint)
+from bench.bench_stgcn import as_graph_first, graph_first_conv
+from evaluate import build_encoder
+from skeleton_gcn import NTU_EDGES_1BASED, STGCN, Graph, SpatialGraphConv
+from utils.checkpoints import CheckpointMismatchError, load_checkpoint
 
 SPINE_BASE, SPINE_MID, SHOULDER_LEFT, ELBOW_LEFT, WRIST_LEFT, HAND_LEFT = 0, 1, 4, 5, 6, 7
 SPINE_SHOULDER, HAND_TIP_LEFT, THUMB_LEFT, HIP_LEFT, KNEE_LEFT = 20, 21, 22, 12, 13
@@ -16,19 +18,18 @@ def sources(A_k, joint):
 
 
 def test_spine_mid_partitions_are_itself_spine_base_spine_shoulder():
-    A = Graph(strategy="spatial").A
+    A = Graph().A
     assert A.shape == (3, 25, 25)
     assert [sources(A[k], SPINE_MID) for k in range(3)] == [{SPINE_MID}, {SPINE_BASE}, {SPINE_SHOULDER}]
 
 
 def test_columns_of_summed_partitions_sum_to_one():
-    for strategy in ("uniform", "distance", "spatial"):
-        np.testing.assert_allclose(Graph(strategy=strategy).A.sum(axis=0).sum(axis=0), np.ones(25), atol=1e-12)
+    np.testing.assert_allclose(Graph().A.sum(axis=0).sum(axis=0), np.ones(25), atol=1e-12)
 
 
 def test_spatial_partition_uses_capped_distance_so_far_neighbours_tie_into_A1():
     """Joints more than max_hop = 1 from SpineShoulder all have d = inf; both directions of their links go to A_1."""
-    A = Graph(strategy="spatial").A
+    A = Graph().A
     for far_a, far_b in [(ELBOW_LEFT, WRIST_LEFT), (WRIST_LEFT, HAND_LEFT), (HIP_LEFT, KNEE_LEFT),
                          (HAND_LEFT, THUMB_LEFT), (HAND_TIP_LEFT, THUMB_LEFT), (SPINE_BASE, HIP_LEFT)]:
         assert A[1][far_a, far_b] > 0 and A[1][far_b, far_a] > 0
@@ -56,17 +57,7 @@ def test_spatial_partition_matches_an_independent_transcription_of_the_rule():
         expected[0][i, i] = 1 / degree[i]
         for j in neighbours[i]:  # entry (j, i): j feeds i, weighted by 1 / degree of the column i
             expected[1 if d[j] >= d[i] else 2][j, i] = 1 / degree[i]
-    np.testing.assert_allclose(Graph(strategy="spatial").A, expected, atol=1e-12)
-
-
-def test_other_strategies_shapes():
-    assert Graph(strategy="uniform").A.shape == (1, 25, 25)
-    assert Graph(strategy="distance").A.shape == (2, 25, 25)
-    assert Graph(strategy="distance", max_hop=2).A.shape == (3, 25, 25)
-    assert Graph(strategy="distance", max_hop=2, dilation=2).A.shape == (2, 25, 25)
-    assert Graph(strategy="spatial", max_hop=2).A.shape == (5, 25, 25)
-    with pytest.raises(ValueError, match="strategy"):
-        Graph(strategy="bogus")
+    np.testing.assert_allclose(Graph().A, expected, atol=1e-12)
 
 
 def parameter_count(model):
@@ -177,14 +168,14 @@ def test_spatial_graph_conv_equals_direct_loop():
         np.testing.assert_allclose(gcn(x, A)[0].detach().numpy(), expected, rtol=1e-10, atol=1e-10)
 
 
-def test_fast_graph_conv_equals_reference_einsum_within_1e5():
+def test_graph_first_alternative_of_bench_equals_the_graph_conv_within_1e5():
     torch.manual_seed(0)
     A = torch.tensor(Graph().A, dtype=torch.float32) * torch.rand(3, 25, 25)  # edge importance applied
     for c_in, c_out in ((3, 64), (64, 128), (64, 64), (64, 16)):
         gcn = SpatialGraphConv(c_in, c_out, 3)
         x = torch.randn(4, c_in, 16, 25, requires_grad=True)
-        ours = gcn(x, A)
-        reference = graph_conv_reference(x, gcn.conv.weight, gcn.conv.bias, A)
+        ours = graph_first_conv(x, gcn.conv.weight, gcn.conv.bias, A)
+        reference = gcn(x, A)
         torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
         grad_ours = torch.autograd.grad(ours.square().sum(), [x, gcn.conv.weight])
         grad_ref = torch.autograd.grad(reference.square().sum(), [x, gcn.conv.weight])
@@ -192,15 +183,11 @@ def test_fast_graph_conv_equals_reference_einsum_within_1e5():
             torch.testing.assert_close(g_o, g_r, rtol=1e-4, atol=1e-4)
 
 
-def test_network_output_equals_reference_formulation():
-    import types
+def test_network_output_equals_the_graph_first_alternative_of_bench():
     torch.manual_seed(0)
-    ours = STGCN(num_class=60).eval()
     reference = STGCN(num_class=60).eval()
-    reference.load_state_dict(ours.state_dict())
-    for block in reference.st_gcn_networks:
-        block.gcn.forward = types.MethodType(
-            lambda self, x, A: graph_conv_reference(x, self.conv.weight, self.conv.bias, A), block.gcn)
+    ours = as_graph_first(STGCN(num_class=60)).eval()
+    ours.load_state_dict(reference.state_dict())
     x = torch.randn(2, 3, 20, 25, 2)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), reference(x), rtol=1e-5, atol=1e-5)

@@ -18,6 +18,7 @@ from soft_targets import (
     soft_cross_entropy,
     student_logits,
     teacher_predictions,
+    teacher_predictions_from_prompts,
     teacher_self_similarity,
 )
 
@@ -130,21 +131,24 @@ def test_cross_prompt_agreement_M7():
 
 
 def test_teacher_predictions_M8():
-    Zt, V = unit_rows(18), unit_rows(19)
-    expected = loop_softmax(T_HAT * dots(np64(Zt), np64(V)))
-    np.testing.assert_allclose(np64(teacher_predictions(Zt, V, T_HAT)), expected, atol=ATOL)
+    """Q_sm = softmax(t^ Zt_m P_m^T) and Q_ms = softmax(t^ P_m Zt_m^T)."""
+    Zt, P = unit_rows(18), unit_rows(19)
+    expected = loop_softmax(T_HAT * dots(np64(Zt), np64(P)))
+    np.testing.assert_allclose(np64(teacher_predictions(Zt, P, T_HAT)), expected, atol=ATOL)
+    expected = loop_softmax(T_HAT * dots(np64(P), np64(Zt)))
+    np.testing.assert_allclose(np64(teacher_predictions_from_prompts(P, Zt, T_HAT)), expected, atol=ATOL)
 
 
 def cycle_reference(V, L, Zt_v, Zt_l):
     """M9 by explicit sums over the intermediate sample k of the cycle."""
     v, l, zv, zl = np64(V), np64(L), np64(Zt_v), np64(Zt_l)
     C_vl, C_lv = loop_softmax(dots(v, l) / TAU), loop_softmax(dots(l, v) / TAU)
-    P_sv, P_sl = loop_softmax(T_HAT * dots(zv, v)), loop_softmax(T_HAT * dots(zl, l))
+    Q_sv, Q_sl = loop_softmax(T_HAT * dots(zv, v)), loop_softmax(T_HAT * dots(zl, l))
     Q_ls, Q_vs = loop_softmax(T_HAT * dots(l, zl)), loop_softmax(T_HAT * dots(v, zv))
     cycle = lambda first, second: np.array(  # noqa: E731
         [[sum(first[i, k] * second[k, j] for k in range(N)) for j in range(N)] for i in range(N)]
     )
-    return {"vision": (cycle(P_sl, C_lv), cycle(C_vl, Q_ls)), "language": (cycle(P_sv, C_vl), cycle(C_lv, Q_vs))}
+    return {"vision": (cycle(Q_sl, C_lv), cycle(C_vl, Q_ls)), "language": (cycle(Q_sv, C_vl), cycle(C_lv, Q_vs))}
 
 
 def test_inter_modal_targets_follow_the_cycle_M9():

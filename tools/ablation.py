@@ -72,17 +72,23 @@ def run_variant(config: AblationConfig, name: str, seed: int) -> dict:
 
 
 def summarise(runs: dict[str, list[dict]]) -> dict[str, dict[str, tuple[float, float] | None]]:
-    """{row: {metric: (mean, std over seeds) or None}}; the random-init row from the C2VL runs' baselines."""
+    """{row: {metric: (mean, sample std over seeds (n - 1; 0 for one seed)) or None}}; the random-init row from the
+    C2VL runs' baselines."""
     rows = dict(runs)
     if "C2VL" in runs:
         rows[BASELINE] = [{k: m[f"random_init_{k}"] for k in METRICS if f"random_init_{k}" in m} for m in runs["C2VL"]]
-    return {name: {k: (float(np.mean(v)), float(np.std(v))) if len(v := [m[k] for m in ms if k in m]) == len(ms)
-                   else None for k in METRICS} for name, ms in rows.items()}
+    return {name: {k: mean_std(v) if len(v := [m[k] for m in ms if k in m]) == len(ms) else None for k in METRICS}
+            for name, ms in rows.items()}
+
+
+def mean_std(values) -> tuple[float, float]:
+    """(mean, sample standard deviation (n - 1), 0 for one value): the one spread every table of the project shows."""
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
 def markdown(table: dict, config: AblationConfig) -> str:
     seeds = ", ".join(map(str, config.seeds))
-    lines = [f"Ablation on {config.dataset} {config.split}: mean +- std over seeds {seeds} (top-1 %)"
+    lines = [f"Ablation on {config.dataset} {config.split}: mean ± sample std (n - 1) over seeds {seeds} (top-1 %)"
              + (f", train.py flags `{config.train_args}`" if config.train_args else ""), "",
              "| run | flags | " + " | ".join(METRICS.values()) + " |", "|---|---|" + "---:|" * len(METRICS)]
     for name, row in table.items():

@@ -1,12 +1,12 @@
-"""The data command line: raw NTU RGB+D / PKU-MMD -> benchmark splits, arrays of other codebases, the demo.
+"""The data command line: raw NTU RGB+D / PKU-MMD -> benchmark splits, and arrays of other codebases.
 
 Each command writes split folders datasets/<dataset>/<split>/ (data.py) and then builds their training caches
 (--frames, --normalization; --no-cache skips them); a split that exists is replaced only with --force. Mistakes
-end in one `error: ...` line that names the flag or command that fixes them. The work is done by tools/raw_skeletons.py (ntu, pku),
-tools/foreign_formats.py (convert) and demo/world.py (demo); `info` lists what is prepared.
+end in one `error: ...` line that names the flag or command that fixes them. The work is done by
+tools/raw_skeletons.py (ntu, pku) and tools/foreign_formats.py (convert); `info` lists what is prepared. The demo
+dataset is made by `python demo/world.py` (demo/ uses these tools, not the other way round: docs/data.md).
 
-    python tools/gendata.py demo
-    python tools/gendata.py <ntu|pku|convert|demo|info> --help
+    python tools/gendata.py <ntu|pku|convert|info> --help
 """
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 from data import DATASETS, NORMALIZATIONS, PARTS, load_split, make_command, read_label_pkl, split_dir  # noqa: E402
-from demo.world import prepare_demo  # noqa: E402
 from tools.foreign_formats import FORMATS, convert_existing  # noqa: E402
 from tools.raw_skeletons import SkeletonFormatError, WorkerError, convert_ntu, convert_pku  # noqa: E402
 from utils.config import add_arguments, from_args, setting  # noqa: E402
@@ -82,10 +81,8 @@ class ConvertConfig(CacheConfig):
 
 
 @dataclass
-class DemoConfig(DataRootConfig):
-    """generate the built-in demo dataset (deterministic)"""
-    seed: int = setting(0, "seed of the demo world")
-    workers: int | None = setting(None, "parser processes (default: all cores)", kind=int)
+class DemoConfig:
+    """the demo dataset is made by `python demo/world.py` (and by `python train.py`)"""
 
 
 @dataclass
@@ -134,11 +131,10 @@ def _info(data_root, datasets) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python tools/gendata.py", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Skeleton data for C2VL: raw NTU RGB+D / PKU-MMD -> benchmark splits, import of arrays from "
-                    "other codebases, and the built-in demo dataset.",
+        description="Skeleton data for C2VL: raw NTU RGB+D / PKU-MMD -> benchmark splits, and import of arrays from "
+                    "other codebases.",
         epilog="examples:\n"
-               "  python tools/gendata.py demo\n"
-               "  python tools/gendata.py ntu --raw nturgb+d_skeletons nturgbd_skeletons_s018_to_s032 "
+                  "  python tools/gendata.py ntu --raw nturgb+d_skeletons nturgbd_skeletons_s018_to_s032 "
                "--dataset ntu60 ntu120\n"
                "  python tools/gendata.py pku --phase 2 --skeletons PKUMMDv2/skeleton --labels PKUMMDv2/label "
                "--xsub cross-subject-v2.txt --xview cross-view-v2.txt\n"
@@ -158,8 +154,7 @@ def main(argv=None) -> None:
     config = from_args(COMMANDS[args.command], args)
     try:
         if args.command == "demo":
-            print(prepare_demo(config.data_root, config.seed, config.workers))
-            return
+            sys.exit(f"error: {DemoConfig.__doc__}")
         if args.command == "info":
             _info(config.data_root, config.dataset)
             return

@@ -10,7 +10,7 @@ For every training sample, from its RGB video:
 Both are saved as JSON next to the split (prompts.prompts_path), every 50 samples, so a long LMM run resumes where
 it stopped; `python prompts.py encode` then turns them into the frozen-CLIP caches that training reads.
 
-    python tools/generate_prompts.py --dataset ntu60 --split xsub --frames /data/nturgb+d_rgb \\
+    python tools/generate_prompts.py --dataset ntu60 --split xsub --rgb /data/nturgb+d_rgb \\
         --skeletons nturgb+d_skeletons --llava
 
 The LMM backends are an optional extra (requirements-lmm.txt), imported only when asked for. Not needed with the
@@ -35,8 +35,8 @@ from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from data import sample_name  # noqa: E402
-from prompts import (CLI_ERRORS, K_FRAMES, SplitConfig, checked_device, frame_opener, prompts_path,  # noqa: E402
-                     sample_frame_indices, skeleton_box, split_names)
+from prompts import (CLI_ERRORS, K_FRAMES, PromptError, SplitConfig, checked_device, frame_opener,  # noqa: E402
+                     prompts_path, split_names)
 from tools.raw_skeletons import read_skeleton  # noqa: E402
 from utils.config import add_arguments, from_args, setting  # noqa: E402
 from utils.distributed import DEVICES  # noqa: E402
@@ -55,6 +55,35 @@ LLAVA_PROMPT = "USER: <image>\n{question} ASSISTANT:"  # the llava-1.5 conversat
 DEFAULT_LLAVA = "llava-hf/llava-1.5-7b-hf"
 DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-base"
 DETECTOR_QUERY = "person."  # Grounding DINO expects lower-case phrases ending with a period
+COLOR_FRAME_SIZE = (1920, 1080)  # colorX/colorY of NTU skeletons are pixels of the 1920x1080 Kinect RGB frame
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Which frames, and where the person is in them
+# ---------------------------------------------------------------------------------------------------------------
+
+def sample_frame_indices(num_frames: int, K: int = K_FRAMES) -> list[int]:
+    """K frame indices: the middle frame of each of K equal segments; clips shorter than K repeat frames."""
+    # Reconstruction: segment midpoints (TSN-style); alternative: np.linspace(0, T - 1, K) rounded.
+    if num_frames < 1:
+        raise PromptError(f"cannot sample {K} frames from an empty clip (num_frames={num_frames})")
+    return [min(num_frames - 1, int((k + 0.5) * num_frames / K)) for k in range(K)]
+
+
+def skeleton_box(color_xy: np.ndarray, margin: float = 0.1) -> tuple[float, float, float, float] | None:
+    """Person box (x0, y0, x1, y1) in 0..1 of the frame, or None, from one frame's colorX/colorY: (M, 25, 2)
+    pixels of the 1920x1080 frame, zeros or NaN for absent bodies and untracked joints."""
+    xy = np.asarray(color_xy, dtype=np.float64).reshape(-1, 2)  # (M*25, 2)
+    valid = np.isfinite(xy).all(axis=1) & (np.abs(xy).sum(axis=1) > 0)
+    if not valid.any():
+        return None
+    xy = xy[valid] / np.asarray(COLOR_FRAME_SIZE, dtype=np.float64)  # 1920x1080 pixels -> 0..1
+    # Reconstruction: one box around all bodies of the frame (two-person actions keep both people);
+    # alternative: one crop per body.
+    (x0, y0), (x1, y1) = xy.min(axis=0), xy.max(axis=0)
+    pad = margin * max(x1 - x0, (y1 - y0) * COLOR_FRAME_SIZE[1] / COLOR_FRAME_SIZE[0])  # margin of the long side
+    pad_y = pad * COLOR_FRAME_SIZE[0] / COLOR_FRAME_SIZE[1]
+    return (max(0.0, x0 - pad), max(0.0, y0 - pad_y), min(1.0, x1 + pad), min(1.0, y1 + pad_y))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -195,8 +224,8 @@ def make_language_prompts(names, out_path, open_source: Callable[[str], object],
 @dataclass
 class GenerateConfig(SplitConfig):
     """Every setting of `python tools/generate_prompts.py`; each field is a flag of the same name."""
-    frames: str | None = setting(None, "folder of <sample>/ frame folders or <sample>_rgb.avi videos (not for demo)",
-                                 kind=str)
+    rgb: str | None = setting(None, "folder of <sample>/ RGB frame folders or <sample>_rgb.avi videos (not for demo)",
+                              kind=str, aliases=("frames",))
     skeletons: str | None = setting(None, "folder of raw <sample>.skeleton files: person boxes from colorX/colorY",
                                     kind=str)
     detector: str | None = setting(None, f"use Grounding DINO for person boxes (default model {DEFAULT_DETECTOR})",

@@ -33,8 +33,8 @@ import numpy as np
 from tqdm import tqdm
 
 from data import (DATASETS, MAX_BODIES, MAX_FRAMES, NTU_NAME, NUM_JOINTS, PARTS, RESOURCES, check_choice,
-                  ntu_in_dataset, ntu_is_train, parse_ntu_name, read_missing_list, sample_name,
-                  split_dir, write_labels)
+                  ntu_in_dataset, ntu_is_train, parse_ntu_name, read_missing_list, split_dir)
+from utils.files import sample_name, write_labels
 from utils.files import (DataFormatError, DataNotFoundError, NpyRowWriter, refuse_to_overwrite, remove_part_arrays,
                          write_text)
 

@@ -13,6 +13,11 @@ class TrainSetupError(ValueError):
     """A run that cannot start as configured; the message says what to change."""
 
 
+def epoch_seed(seed, epoch):
+    """The seed of epoch e's random draws (batch order, prompt sampling): the same in every process and on resume."""
+    return seed * 100_003 + epoch
+
+
 class GlobalBatchSampler(torch.utils.data.Sampler):
     """The same global batches in any number of processes: epoch e shuffles the samples with seed (seed, e) and
     cuts them into global batches (the last partial one dropped); process r takes its slice of each batch."""
@@ -31,7 +36,7 @@ class GlobalBatchSampler(torch.utils.data.Sampler):
         return len(self.indices) // self.global_batch
 
     def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
         order = torch.randperm(len(self.indices), generator=generator).tolist()
         local = self.global_batch // self.world
         for b in range(len(self)):

@@ -59,3 +59,21 @@ def check_choices(config):
         if allowed is not None and any(v not in allowed for v in values) and not (value is None and f.default is None):
             raise ValueError(f"--{f.name.replace('_', '-')} must be one of {tuple(allowed)}, "
                              f"got {getattr(config, f.name)!r}")
+
+
+def fill_unset(config, preset: dict, **fields) -> None:
+    """Every setting of `config` left at None takes the preset's value ({data_root} and other `fields` filled in)."""
+    for name, value in preset.items():
+        if getattr(config, name) is None:
+            setattr(config, name, value.format(**fields) if isinstance(value, str) else value)
+
+
+def preset_table(presets: dict, titles: dict = None) -> str:
+    """Presets {name: {setting: value}} as the table `--help` ends with, one column per preset."""
+    titles = {name: (titles or {}).get(name, name) for name in presets}
+    settings = list(dict.fromkeys(s for preset in presets.values() for s in preset))
+    w = {n: max(len(titles[n]), *(len(str(v)) for v in presets[n].values())) for n in presets}
+    rows = [f"  {'setting':14s} " + " ".join(f"{titles[n]:>{w[n]}s}" for n in presets)]
+    rows += [f"  {s:14s} " + " ".join(f"{str(presets[n].get(s, '')):>{w[n]}s}" for n in presets) for s in settings]
+    return "settings left unset take the dataset's preset:\n" + "\n".join(rows)
+

@@ -26,6 +26,11 @@ from pathlib import Path
 import numpy as np
 
 
+def sample_name(name: str) -> str:
+    """Canonical sample name: the key of prompt files, caches and the teacher bank (NTU names lose `.skeleton`)."""
+    return name.removesuffix(".skeleton")
+
+
 class DataNotFoundError(FileNotFoundError):
     """A split's files are missing; the message names the command that makes them."""
 
@@ -182,6 +187,40 @@ def _rewrite_npy_rows(fd, offset, shape, dtype) -> None:
     if len(header) + 1 > space:
         raise ValueError("npy header has no room for the new shape")
     os.pwrite(fd, (header.ljust(space - 1) + "\n").encode("latin1"), 8 + length_bytes)
+
+
+# --- Label files: `*_label.pkl`, as every codebase of the field writes them -------------------------------------
+
+def write_labels(path, names: list[str], labels) -> None:
+    """`*_label.pkl` as every codebase of the field reads it: pickled (list of names, list of int labels)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        pickle.dump((list(names), [int(y) for y in labels]), f, protocol=4)
+
+
+def read_label_pkl(path) -> tuple[list[str], np.ndarray]:
+    """`*_label.pkl` -> (names, labels int64 (N,)); checks the pair structure and integer labels."""
+    if not Path(path).is_file():
+        raise DataNotFoundError(f"label file {path} not found")
+    content = safe_load_pickle(path)
+    if not (isinstance(content, (tuple, list)) and len(content) == 2):
+        raise DataFormatError(f"{path}: expected a pickled (sample names, labels) pair, found {type(content).__name__}"
+                              + (f" of length {len(content)}" if isinstance(content, (tuple, list)) else ""))
+    names = [n.decode() if isinstance(n, bytes) else str(n) for n in content[0]]
+    labels = np.asarray(content[1])
+    if len(names) != len(labels):
+        raise DataFormatError(f"{path}: {len(names)} names but {len(labels)} labels")
+    return names, as_int_labels(labels, path)
+
+
+def as_int_labels(labels, where) -> np.ndarray:
+    """Labels as int64 (N,); floats are accepted only when they are whole numbers."""
+    labels = np.asarray(labels).reshape(-1)
+    if labels.size and not np.issubdtype(labels.dtype, np.integer):
+        as_int = labels.astype(np.int64) if np.issubdtype(labels.dtype, np.number) else None
+        if as_int is None or not np.array_equal(as_int, labels):
+            raise DataFormatError(f"{where}: labels must be integers, found dtype {labels.dtype}")
+        labels = as_int
+    return labels.astype(np.int64)
 
 
 # Everything a pickle of plain containers, strings, numbers and numpy arrays refers to by name. Anything else

@@ -3,10 +3,13 @@
 - `import_open_clip`: open_clip (a requirement), with the one work-around for a torchvision that does not match torch,
   and the project's architectures (resources/open_clip/*.json) registered;
 - `import_transformers`, `import_av`: the optional LMM extra (requirements-lmm.txt), imported only when a command
-  asks for Grounding DINO / LLaVA (tools/generate_prompts.py) or for frames from video files (utils/frames.py).
+  asks for Grounding DINO / LLaVA (tools/generate_prompts.py) or for frames from video files (utils/frames.py);
+- `quiet_root_logger`: third-party log lines that would read as a failure (open_clip's) kept out of the way.
 
 Not a paper concept: plumbing for prompts.py, tools/generate_prompts.py and utils/frames.py.
 """
+import contextlib
+import logging
 import sys
 from pathlib import Path
 
@@ -72,3 +75,16 @@ def import_av():
         raise MissingExtraError(f"reading videos needs PyAV, which is not installed: {LMM_EXTRA} (or extract the "
                                 "frames to <sample>/ folders and pass their parent with --frames)") from err
     return av
+
+
+@contextlib.contextmanager
+def quiet_root_logger():
+    """Messages of the root logger below CRITICAL are dropped inside the block: open_clip logs "No pretrained weights
+    loaded ... Model initialized randomly" when random weights are asked for, and an "ERROR:root:" line before a
+    failure that prompts.load_clip explains in its own message."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.ERROR)
+    try:
+        yield
+    finally:
+        logging.disable(previous)

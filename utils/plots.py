@@ -11,8 +11,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from distill import SYMBOL, alpha_schedule
 from utils.files import save_figure
+
+SYMBOL = {"vision": "v", "language": "l"}  # the subscripts of docs/method.md §2
 
 
 def plot_soft_targets(batch, path, max_samples=32):
@@ -45,12 +46,12 @@ def plot_soft_targets(batch, path, max_samples=32):
     return save_figure(fig, path)
 
 
-def plot_alpha_schedule(path, epochs, alpha_T=0.5, kind="linear"):
-    """alpha_e over the epochs e = 1 ... E (M6) as a PNG at `path`."""
+def plot_alpha_schedule(path, alpha, alpha_T=0.5, kind="linear"):
+    """alpha_e over the epochs e = 1 ... E (M6; `alpha`: the E values of distill.alpha_schedule) as a PNG."""
     from matplotlib.figure import Figure
 
+    epochs = len(alpha)
     e = list(range(1, epochs + 1))
-    alpha = [alpha_schedule(k, epochs, alpha_T, kind) for k in e]
     fig = Figure(figsize=(5, 3.2), layout="constrained")
     ax = fig.subplots()
     ax.plot(e, alpha, marker="o" if epochs <= 50 else None, markersize=3)
@@ -93,14 +94,11 @@ def plot_curves(out):
     save_figure(fig, out / "curves.png", dpi=100)
 
 
-def plot_confusion(predictions, labels, class_names, path, title="confusion matrix") -> Path:
-    """Row-normalised confusion matrix (rows: true class) of the classes that occur, as a PNG."""
+def plot_confusion(counts, class_names, path, title="confusion matrix") -> Path:
+    """Row-normalised confusion matrix (counts (C, C), rows: true class) of the classes that occur, as a PNG."""
     from matplotlib.figure import Figure
 
-    from evaluate import confusion_matrix  # evaluate.py imports this file
-
-    C = len(class_names)
-    counts = confusion_matrix(predictions, labels, C)
+    counts = np.asarray(counts)
     shown = np.flatnonzero(counts.sum(axis=0) + counts.sum(axis=1))  # classes in the labels or the predictions
     counts = counts[np.ix_(shown, shown)]
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)

@@ -1,0 +1,102 @@
+"""Checkpoint files: safe reading (torch.load with weights_only=True) and strict loading with a readable key report.
+
+Not a paper concept: plumbing for the encoders (skeleton_*.py), evaluate.py and train.py. A silent partial load
+leaves a random encoder that still trains a linear classifier, at a fraction of the expected accuracy; users of the
+field lose weeks to that, so nothing here is lenient.
+"""
+import re
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint that cannot be read, or whose keys or shapes do not match the model; the message says which."""
+
+
+def read_checkpoint(path):
+    """torch.load(weights_only=True) of a checkpoint file: tensors and plain containers only, because unpickling
+    anything else can run code (checkpoints are files people share). Every other file is refused, naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found. Make an encoder by pretraining, e.g.:\n"
+                                f"  python train.py --dataset demo --out {path.parent}\n"
+                                f"or pass a checkpoint of a supported encoder (a published ST-GCN classifier, an "
+                                f"AimCLR encoder_q, ...).")
+    if path.stat().st_size == 0:
+        raise CheckpointMismatchError(f"checkpoint {path} is empty (0 bytes): copy or download it again")
+    try:
+        with warnings.catch_warnings(action="ignore"):  # torch warns about pickle protocols before it refuses
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        with open(path, "rb") as f:  # torch.save writes a zip archive (b"PK"); older versions a pickle (b"\x80")
+            pickled = f.read(2)[:1] in (b"P", b"\x80")
+        if pickled and "Weights only load failed" in str(error):
+            found = re.search(r"GLOBAL ([\w.]+)", str(error))
+            raise CheckpointMismatchError(
+                f"refused to load {path}: it holds {found[1] if found else 'pickle data'} beyond what torch.load("
+                "weights_only=True) reads (tensors and plain containers written by torch.save); unpickling anything "
+                "else can run code. Save only state dicts: torch.save(model.state_dict(), path)") from None
+        reason = re.split(r"\.\s+(?=[A-Z])|\n", str(error).strip())[0][:160] or "no details"  # its first sentence
+        raise CheckpointMismatchError(f"{path} is not a PyTorch checkpoint, or it is damaged ({type(error).__name__}: "
+                                      f"{reason}); pass a file torch.save wrote, e.g. train.py's encoder.pt") from None
+
+
+def unwrap_state_dict(checkpoint, source="the checkpoint"):
+    """Accept a bare state dict, {'state_dict': ...}, {'model': ...}, and strip DataParallel's 'module.' prefix."""
+    for wrapper in ("state_dict", "model", "encoder"):
+        if isinstance(checkpoint, dict) and isinstance(checkpoint.get(wrapper), dict):
+            checkpoint = checkpoint[wrapper]
+    if not isinstance(checkpoint, dict):
+        raise CheckpointMismatchError(f"{source}: expected a state dict, found {type(checkpoint).__name__}")
+    return OrderedDict((k[len("module."):] if k.startswith("module.") else k, v) for k, v in checkpoint.items())
+
+
+def state_of(path_or_state):
+    """(state dict, the name messages use for it) of a checkpoint path or an already loaded checkpoint."""
+    if isinstance(path_or_state, dict):
+        return unwrap_state_dict(path_or_state, "state dict"), "state dict"
+    return unwrap_state_dict(read_checkpoint(path_or_state), str(path_or_state)), str(path_or_state)
+
+
+def encoder_part(state):
+    """The encoder's own keys of a pretraining checkpoint: train.py's checkpoint_*.pt keep them under `encoder.`
+    (its C2VLModel), MoCo-style codebases (AimCLR, CrosSCLR, ISC, CMD) under `encoder_q.`, whose `fc` is the
+    projection head and is dropped. Any other state dict is returned as it is."""
+    for prefix, dropped in (("encoder.", None), ("encoder_q.", "encoder_q.fc.")):
+        if any(k.startswith(prefix) for k in state):
+            return OrderedDict((k[len(prefix):], v) for k, v in state.items()
+                               if k.startswith(prefix) and not (dropped and k.startswith(dropped)))
+    return state
+
+
+def _key_list(keys, limit=20):
+    keys = sorted(keys)
+    shown = ", ".join(keys[:limit])
+    return f"{shown}, ... ({len(keys)} in all)" if len(keys) > limit else shown
+
+
+def load_checkpoint(model, path_or_state, source=None):
+    """Load a checkpoint (path or state dict) into model strictly; any missing, unexpected or mis-shaped key raises
+    CheckpointMismatchError with the key names."""
+    state, name = state_of(path_or_state)
+    source = source or name
+    expected = model.state_dict()
+    missing = expected.keys() - state.keys()
+    unexpected = state.keys() - expected.keys()
+    misshaped = [f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}"
+                 for k in expected.keys() & state.keys()
+                 if hasattr(state[k], "shape") and state[k].shape != expected[k].shape]
+    if missing or unexpected or misshaped:
+        lines = [f"checkpoint {source} does not match {type(model).__name__}:"]
+        if missing:
+            lines.append(f"  missing keys: {_key_list(missing)}")
+        if unexpected:
+            lines.append(f"  unexpected keys: {_key_list(unexpected)}")
+        if misshaped:
+            lines.append(f"  shape mismatches: {_key_list(misshaped)}")
+        raise CheckpointMismatchError("\n".join(lines))
+    model.load_state_dict(state, strict=True)
+    return model
