@@ -21,7 +21,7 @@ the instrumented ones and the isolated loss; the steps keep their best round, th
 its best call: robust to a passing machine load.
 
 Configurations:
-    demo          train.py PRESETS["demo"]: quarter-width ST-GCN, batch 64, T = 50, D = 64, 540 training samples.
+    demo          train.py PRESETS["demo"]: quarter-width ST-GCN, batch 32, T = 24, D = 64, 540 training samples.
                   Uses datasets/demo/xsub and its prompt caches when they exist (python train.py makes them),
                   otherwise a synthetic 540-sample set made like the ntu60-sized one.
     ntu60-sized   standard ST-GCN, D = 768, N_train = 40,091 (NTU-60 xsub train), T = 50 and 64; batch 128 on
@@ -388,7 +388,7 @@ def main():
                       else "synthetic 540-sample set (no demo prompt caches; `python train.py` makes them)")
             rows = len(real_demo[0]) if real_demo else DEMO_TRAIN
             dim = next(iter(real_demo[1].values())).shape[-1] if real_demo else DEMO_CLIP_DIM
-            cfg = BenchConfig("demo", demo_preset["size"], demo_preset["batch_size"], 50, dim, rows, rows,
+            cfg = BenchConfig("demo", demo_preset["size"], demo_preset["batch_size"], demo_preset["frames"], dim, rows, rows,
                               demo_preset["optimizer"], demo_preset["lr"], demo_preset["weight_decay"],
                               demo_preset["epochs"])
             if real_demo:

@@ -2,7 +2,7 @@
 
 CLIP knows the real world from image-caption pairs of the web; the demo CLIP (demo/clip.py) learns the demo world
 the same way. Its corpus comes from performers that no demo benchmark split contains: the splits hold subjects
-1..10, the corpus subjects 11..10 + CORPUS_SUBJECTS (and the check of demo/clip.py the next HELD_OUT ones), made by
+1..DEMO_SUBJECTS, the corpus the next CORPUS_SUBJECTS (and the check of demo/clip.py the next HELD_OUT ones), made by
 the same generator, cameras and renderer as the demo (demo/world.py, demo/frames.py) and cropped like the vision
 prompts (prompts.crop_person around the colorX/colorY box).
 
@@ -20,12 +20,13 @@ import numpy as np
 from data import DEMO_CLASSES
 from demo.frames import DemoFrameSource
 from demo.motion import demo_subject
-from demo.world import _INTENTS, _NEUTRAL_POSTURES, _POSTURES, _demo_setup, demo_recording
+from demo.world import DEMO_SUBJECTS, _INTENTS, _NEUTRAL_POSTURES, _POSTURES, _demo_setup, demo_recording
 from prompts import crop_person
 from tools.generate_prompts import vision_prompt
 from tools.raw_skeletons import parallel_map, read_skeleton
 
-CORPUS_SUBJECTS, HELD_OUT = 20, 2  # performers 11..30 train the demo CLIP, 31..32 check it
+CORPUS_SUBJECTS, HELD_OUT = 20, 2  # performers 13..32 train the demo CLIP, 33..34 check it
+FIRST = DEMO_SUBJECTS + 1  # the first performer after the demo's own
 FRAMES_PER_SAMPLE = 8  # of the 16 answered frames of each performance
 ACTIVE = 0.35  # activity above which the action is visible (the threshold of the demo's answers)
 _TEMPLATES = ("a person {}.", "someone doing {}.", "{}.", "a photo of a person doing {}.",
@@ -71,7 +72,7 @@ def _corpus_sample(task) -> tuple[np.ndarray, list[str], int]:
 def make_corpus(size: int, seed: int = 0, workers: int | None = None) -> dict:
     """The corpus of CORPUS_SUBJECTS + HELD_OUT performers: images (n, S, S, 3) uint8, captions [n], labels (n,)
     action ids, subjects (n,), held_out (n,) bool: the last HELD_OUT performers. A pure function of (size, seed)."""
-    subjects = range(11, 11 + CORPUS_SUBJECTS + HELD_OUT)
+    subjects = range(FIRST, FIRST + CORPUS_SUBJECTS + HELD_OUT)
     names = corpus_names(subjects)
     samples = list(parallel_map(_corpus_sample, [(n, seed, size) for n in names], workers, "demo CLIP corpus",
                                 unit="performance"))
@@ -79,4 +80,4 @@ def make_corpus(size: int, seed: int = 0, workers: int | None = None) -> dict:
     return dict(images=np.concatenate([crops for crops, _, _ in samples]),
                 captions=[c for _, captions, _ in samples for c in captions],
                 labels=np.repeat([int(n[17:20]) - 1 for n in names], FRAMES_PER_SAMPLE),
-                subjects=subject, held_out=subject >= 11 + CORPUS_SUBJECTS)
+                subjects=subject, held_out=subject >= FIRST + CORPUS_SUBJECTS)

@@ -1,6 +1,6 @@
 """The demo dataset: a small synthetic NTU RGB+D, made in seconds from a seed, read by the same code as NTU.
 
-15 actions (data.DEMO_CLASSES) x 10 subjects x 3 cameras x 2 replications = 900 samples, named like NTU
+15 actions (data.DEMO_CLASSES) x 12 subjects x 3 cameras x 2 replications = 1080 samples, named like NTU
 (SsssCcccPpppRrrrAaaa, xsub/xview by NTU-60's rules). Each performance (demo/motion.py) is seen by three cameras
 at 0 and +-45 degrees, with sensor noise, dropped frames, tracking glitches and the occasional bystander, and
 written as a real `.skeleton` file that tools/raw_skeletons.py converts like any NTU file. Each sample also gets 16
@@ -29,8 +29,10 @@ from tools.raw_skeletons import convert_ntu, parallel_map  # noqa: E402
 from utils.config import add_arguments, from_args, setting  # noqa: E402
 from utils.files import atomic_path, write_text  # noqa: E402
 
-DEMO_SUBJECTS, DEMO_CAMERAS, DEMO_REPLICATIONS = 10, 3, 2
-DEMO_VERSION = 3  # bump whenever the generator changes: prepare_demo then regenerates
+# 12 subjects: xsub trains on 1, 2, 4, 5, 8, 9 (NTU-60's rule) and tests on the other six, 540 samples each; test
+# samples need no prompts, so the test part is as large as the training part to keep the measurement noise down.
+DEMO_SUBJECTS, DEMO_CAMERAS, DEMO_REPLICATIONS = 12, 3, 2
+DEMO_VERSION = 4  # bump whenever the generator changes: prepare_demo then regenerates
 DEMO_FRAME_SIZE = (480, 270)  # rendered RGB frames; colorX/colorY stay in 1920x1080 units
 KINECT_COLOR = (1081.37, 959.5, 539.5)  # focal length and principal point of the 1920x1080 colour camera
 KINECT_DEPTH = (365.5, 255.5, 211.5)    # ... and of the 512x424 depth camera
@@ -41,7 +43,7 @@ _DEMO_SECONDS = (2.6, 2.6, 3.2, 2.4, 2.6, 2.6, 2.4, 2.4, 3.0, 2.8, 2.4, 3.0, 3.4
 
 
 def demo_names() -> list[str]:
-    """All demo sample names, sorted: 10 subjects x 3 cameras x 2 replications x 15 actions = 900."""
+    """All demo sample names, sorted: 12 subjects x 3 cameras x 2 replications x 15 actions = 1080."""
     return sorted(f"S{_demo_setup(p):03d}C{c:03d}P{p:03d}R{r:03d}A{a:03d}"
                   for p in range(1, DEMO_SUBJECTS + 1) for c in range(1, DEMO_CAMERAS + 1)
                   for r in range(1, DEMO_REPLICATIONS + 1) for a in range(1, len(DEMO_CLASSES) + 1))
@@ -188,6 +190,11 @@ _VAGUE_INTENTS = ("trying to do something", "engaged in some kind of activity", 
                   "trying to perform an action", "maybe trying to communicate something", "posing for the camera")
 _OBJECTS = ("a cell phone", "a remote control", "a cup", "a water bottle", "a book", "a piece of paper", "a towel",
             "a pen", "a bag")
+
+
+# The fixed words of the answer forms below (the demo CLIP ships the embedding rows of every word its texts use).
+ANSWER_WORDS = ("{He} is holding a thing in {his} hand.", "{He} is standing and holding it.", "The person is here.",
+                "It looks like {he} is here.", "{He} is not holding anything.")
 
 
 def _demo_answers(action: int, activity: np.ndarray, pronoun: str, rng) -> list[str]:

@@ -8,9 +8,10 @@ import torch
 
 import data
 import prompts
+from utils.files import file_sha256
 from utils.prompt_files import match_prompts, read_language_prompts, weights_fingerprint
 from demo import clip as demo_clip
-from demo import corpus
+from demo import corpus, world
 from demo.clip import prepare_demo_prompts
 from demo.frames import demo_frame_source
 from demo.world import demo_names, prepare_demo
@@ -105,9 +106,9 @@ def test_corpus_comes_from_performers_outside_every_demo_split_and_captions_what
     made = corpus.make_corpus(32, seed=0, workers=1)
     n = 2 * len(data.DEMO_CLASSES) * 3 * corpus.FRAMES_PER_SAMPLE  # 2 performers, 15 actions, 3 cameras
     assert made["images"].shape == (n, 32, 32, 3) and made["images"].dtype == np.uint8 and len(made["captions"]) == n
-    assert set(made["subjects"]) == {11, 12}  # the demo's splits hold subjects 1..10
-    assert np.array_equal(made["held_out"], made["subjects"] == 12)  # the last HELD_OUT performers check the CLIP
-    assert not set(corpus.corpus_names(range(11, 13))) & set(demo_names())
+    assert set(made["subjects"]) == {13, 14}  # the demo's splits hold subjects 1..12
+    assert np.array_equal(made["held_out"], made["subjects"] == 14)  # the last HELD_OUT performers check the CLIP
+    assert not set(corpus.corpus_names(range(13, 15))) & set(demo_names())
     for caption, label in zip(made["captions"], made["labels"]):  # the action, or a person standing before/after
         assert data.DEMO_CLASSES[label] in caption or "stand" in caption or caption.startswith("a person ")
     again = corpus.make_corpus(32, seed=0, workers=2)
@@ -125,42 +126,63 @@ def test_clip_loss_is_clips_symmetric_infonce():
     assert float(demo_clip.clip_loss(image, text, s)) == pytest.approx((rows + cols) / 2, rel=1e-5)
 
 
-def test_pretrain_demo_clip_saves_a_checkpoint_open_clip_loads_deterministically_and_once(tmp_path, monkeypatch):
+def test_pretrain_demo_clip_saves_a_checkpoint_open_clip_loads_deterministically(tmp_path, monkeypatch):
     monkeypatch.setattr(corpus, "CORPUS_SUBJECTS", 1)
     monkeypatch.setattr(corpus, "HELD_OUT", 1)
     monkeypatch.setattr(demo_clip, "DEMO_CLIP_RECIPE", dict(demo_clip.DEMO_CLIP_RECIPE, steps=3, batch_size=16))
     state = torch.random.get_rng_state()
-    path = demo_clip.pretrain_demo_clip(tmp_path / "a", workers=1)
+    meta = demo_clip.pretrain_demo_clip(tmp_path / "a.pt", workers=1)
     assert torch.equal(torch.random.get_rng_state(), state)  # the caller's random state is untouched
-    assert path == tmp_path / "a" / "demo" / "clip" / "c2vl-demo-tiny.pt"
-    meta = json.loads(path.with_suffix(".json").read_text())
     assert meta["recipe"]["steps"] == 3 and 0 <= meta["held_out_zero_shot"] <= 1
-    mtime = path.stat().st_mtime_ns
-    assert demo_clip.pretrain_demo_clip(tmp_path / "a", workers=1) == path and path.stat().st_mtime_ns == mtime
-    other = demo_clip.pretrain_demo_clip(tmp_path / "b", workers=1)
-    assert other.read_bytes() == path.read_bytes()  # deterministic
-    clip = prompts.load_clip(prompts.DEMO_CLIP_MODEL, str(path))  # the path a user's local checkpoint takes
-    saved = torch.load(path, weights_only=True)
+    assert json.loads((tmp_path / "a.json").read_text()) == meta
+    demo_clip.pretrain_demo_clip(tmp_path / "b.pt", workers=1)
+    saved, again = (torch.load(tmp_path / name, weights_only=True) for name in ("a.pt", "b.pt"))
+    assert all(torch.equal(saved[k], again[k]) for k in saved)  # deterministic on one machine
+    clip = prompts.load_clip(prompts.DEMO_CLIP_MODEL, str(tmp_path / "a.pt"))  # the path of a user's checkpoint
     assert all(torch.equal(saved[k], v) for k, v in clip.model.state_dict().items())
     assert not any(p.requires_grad for p in clip.model.parameters())
 
 
+def test_packed_demo_clip_unpacks_to_the_same_model_for_every_demo_text(tmp_path, monkeypatch):
+    """The shipped file keeps the embedding rows of the demo's vocabulary only: unpacked, the model encodes every
+    demo text (answers, captions, class texts) exactly as the trained one; other rows are zeros."""
+    monkeypatch.setattr(corpus, "CORPUS_SUBJECTS", 1)
+    monkeypatch.setattr(corpus, "HELD_OUT", 1)
+    monkeypatch.setattr(demo_clip, "DEMO_CLIP_RECIPE", dict(demo_clip.DEMO_CLIP_RECIPE, steps=3, batch_size=16))
+    meta = demo_clip.pretrain_demo_clip(tmp_path / "trained.pt", workers=1)
+    monkeypatch.setattr(demo_clip, "SHIPPED", tmp_path / "resources" / "c2vl-demo-tiny.pt")
+    demo_clip.SHIPPED.parent.mkdir()
+    demo_clip.pack_demo_clip(tmp_path / "trained.pt", meta)
+    assert demo_clip.SHIPPED.stat().st_size < 0.2 * (tmp_path / "trained.pt").stat().st_size
+    path = demo_clip.install_demo_clip(tmp_path / "data")
+    assert json.loads(path.with_suffix(".json").read_text())["shipped"] == file_sha256(demo_clip.SHIPPED)
+    mtime = path.stat().st_mtime_ns
+    assert demo_clip.install_demo_clip(tmp_path / "data") == path and path.stat().st_mtime_ns == mtime  # once
+    trained, unpacked = (prompts.load_clip(prompts.DEMO_CLIP_MODEL, str(p)) for p in (tmp_path / "trained.pt", path))
+    answers = [a for sample in world.generate_demo_sample("S002C003P007R002A013")[1:] for a in sample][:16]
+    texts = answers + [c for c in corpus.make_corpus(32, seed=0, workers=1)["captions"][:40]] + [
+        prompts.CLASS_TEMPLATE.format(c) for c in data.DEMO_CLASSES]
+    assert torch.equal(trained.encode_texts(texts), unpacked.encode_texts(texts))
+    rows = unpacked.model.state_dict()["token_embedding.weight"]
+    assert (rows.abs().sum(1) > 0).sum() == len(demo_clip.demo_vocabulary(unpacked.tokenizer))
+
+
 def test_demo_prompts_are_made_again_after_the_demo_clip_changes(tmp_path):
-    """train.py remakes the demo's caches when the demo CLIP's recipe changed (its checkpoint is then trained again)
-    or its checkpoint file is not the one the caches were encoded from; caches of other CLIPs only need to exist."""
+    """train.py remakes the demo's caches when the shipped demo CLIP changed (it is then unpacked again) or the
+    unpacked file is not the one the caches were encoded from; caches of other CLIPs only need to exist."""
     checkpoint = demo_clip.demo_clip_checkpoint(tmp_path)
     checkpoint.parent.mkdir(parents=True)
     checkpoint.write_bytes(b"demo CLIP weights")
-    checkpoint.with_suffix(".json").write_text(json.dumps({"recipe": demo_clip.demo_clip_recipe()}))
+    checkpoint.with_suffix(".json").write_text(json.dumps({"shipped": file_sha256(demo_clip.SHIPPED)}))
     caches = [tmp_path / f"train_{m}.npy" for m in ("vision", "language")]
     for cache in caches:
         cache.write_bytes(b"features")
         cache.with_suffix(".json").write_text(json.dumps({"weights": weights_fingerprint(str(checkpoint))}))
     ready = lambda: demo_clip.demo_prompts_ready(caches, prompts.DEMO_CLIP_MODEL, str(checkpoint), tmp_path)  # noqa
     assert ready()
-    checkpoint.with_suffix(".json").write_text(json.dumps({"recipe": dict(demo_clip.demo_clip_recipe(), steps=1)}))
-    assert not ready()  # an older recipe: pretrain_demo_clip makes the checkpoint again
-    checkpoint.with_suffix(".json").write_text(json.dumps({"recipe": demo_clip.demo_clip_recipe()}))
+    checkpoint.with_suffix(".json").write_text(json.dumps({"shipped": "the sha256 of older shipped weights"}))
+    assert not ready()  # other shipped weights: install_demo_clip unpacks them again
+    checkpoint.with_suffix(".json").write_text(json.dumps({"shipped": file_sha256(demo_clip.SHIPPED)}))
     checkpoint.write_bytes(b"new demo CLIP weights")
     assert not ready()  # the caches hold the features of the old file
     assert demo_clip.demo_prompts_ready(caches, prompts.DEMO_CLIP_MODEL, None, tmp_path)  # random weights: exist
@@ -170,8 +192,8 @@ def test_demo_prompts_are_made_again_after_the_demo_clip_changes(tmp_path):
 
 def test_health_check_fires_on_random_demo_clip_vision_features_and_not_after_pretraining(demo_root, tmp_path,
                                                                                           monkeypatch):
-    """The failure the check exists for: a random CLIP maps every person crop to nearly the same feature; the demo
-    CLIP, even after a short pretraining (3 performers, 150 steps here; the demo's recipe is longer), does not."""
+    """The failure the check exists for: a random CLIP maps every person crop to nearly the same feature; the shipped
+    demo CLIP does not."""
     from utils.diagnostics import prompt_health
     names = demo_names()[::45][:20]  # 20 samples, every action
     color_xy = {n: generate_prompts.skeleton_color_xy(demo_root / "demo" / "raw", n) for n in names}
@@ -183,8 +205,5 @@ def test_health_check_fires_on_random_demo_clip_vision_features_and_not_after_pr
         return {"vision": clip.encode_pixels(torch.stack(crops)).view(len(names), 4, -1).numpy()}  # (N, K, D)
 
     assert prompt_health(vision_features(prompts.load_clip(prompts.DEMO_CLIP_MODEL, None)))  # random weights: warns
-    monkeypatch.setattr(corpus, "CORPUS_SUBJECTS", 2)
-    monkeypatch.setattr(corpus, "HELD_OUT", 1)
-    monkeypatch.setattr(demo_clip, "DEMO_CLIP_RECIPE", dict(demo_clip.DEMO_CLIP_RECIPE, steps=150, batch_size=128))
-    path = demo_clip.pretrain_demo_clip(tmp_path)
+    path = demo_clip.install_demo_clip(tmp_path)
     assert prompt_health(vision_features(prompts.load_clip(prompts.DEMO_CLIP_MODEL, str(path)))) == []

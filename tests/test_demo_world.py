@@ -11,15 +11,15 @@ from demo.frames import demo_frame_source
 from tools.raw_skeletons import read_skeleton
 
 
-def test_demo_has_fifteen_classes_and_900_samples_named_like_ntu(demo):
+def test_demo_has_fifteen_classes_and_1080_samples_named_like_ntu(demo):
     root, _ = demo
     assert data.num_classes("demo") == len(data.class_names("demo")) == 15
     names = world.demo_names()
-    assert len(names) == 900 and names == sorted(names)
+    assert len(names) == 1080 and names == sorted(names)
     subjects = {data.parse_ntu_name(n).subject for n in names}
-    assert len(subjects) == 10 and {data.parse_ntu_name(n).camera for n in names} == {1, 2, 3}
+    assert len(subjects) == 12 and {data.parse_ntu_name(n).camera for n in names} == {1, 2, 3}
     assert sorted(p.stem for p in (root / "demo" / "raw").glob("*.skeleton")) == names
-    for split, (n_train, n_val) in {"xsub": (540, 360), "xview": (600, 300)}.items():
+    for split, (n_train, n_val) in {"xsub": (540, 540), "xview": (720, 360)}.items():
         train = data.load_split(root, "demo", split, "train")
         val = data.load_split(root, "demo", split, "val")
         assert (len(train), len(val)) == (n_train, n_val)

@@ -40,12 +40,12 @@ def test_cli_ntu_convert_pku_info_and_demo_commands_work(demo, tmp_path, capsys)
     root, _ = demo
     raw = tmp_path / "raw"
     raw.mkdir()
-    for name in world.demo_names()[::18]:  # 50 samples of every subject and camera
+    for name in world.demo_names()[::18]:  # 60 samples of every subject and camera
         shutil.copy(root / "demo" / "raw" / f"{name}.skeleton", raw)
     gendata.main(["ntu", "--raw", str(raw), "--dataset", "ntu60", "--data-root", str(tmp_path / "a"),
                   "--workers", "1", "--frames", "20"])
-    assert "ntu60/xsub/train: 28 samples" in capsys.readouterr().out
-    assert len(data.load_split(tmp_path / "a", "ntu60", "xview", "val", frames=20)) == 17
+    assert "ntu60/xsub/train: 30 samples" in capsys.readouterr().out
+    assert len(data.load_split(tmp_path / "a", "ntu60", "xview", "val", frames=20)) == 21
     gendata.main(["convert", str(data.split_dir(tmp_path / "a", "ntu60", "xsub")), "--dataset", "ntu60",
                   "--split", "xsub", "--data-root", str(tmp_path / "b"), "--normalization", "ctrgcn"])
     assert (data.split_dir(tmp_path / "b", "ntu60", "xsub") / "val_data.ctrgcn_T50.npy").is_file()
