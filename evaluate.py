@@ -43,6 +43,8 @@ from data import DATASETS, NORMALIZATIONS, class_names, load_split, num_classes
 from distill import ProjectionHead
 from prompts import CLI_ERRORS, MODALITIES, class_text_features
 from skeleton_gcn import STGCN
+from skeleton_gru import SkeletonGRU
+from skeleton_transformer import SkeletonTransformer
 from utils.checkpoints import CheckpointMismatchError, encoder_part, load_checkpoint, state_of
 from utils.config import add_arguments, check_choices, from_args, setting
 from utils.distributed import DEVICES, resolve_device
@@ -54,7 +56,7 @@ from utils.scores import (average_precision, confusion_matrix, coverage, per_cla
 
 PROTOCOLS = ("linear", "knn", "semi", "zeroshot")
 KNN_TEMPERATURE = 0.07
-ENCODERS = {"stgcn": STGCN}  # --encoder of train.py -> the class of f
+ENCODERS = {"stgcn": STGCN, "gru": SkeletonGRU, "transformer": SkeletonTransformer}  # train.py --encoder -> f
 
 
 def _comma_list(kind, text, name):
@@ -77,7 +79,7 @@ class EvalConfig:
     protocols: str = setting("linear,knn", f"comma list of {', '.join(PROTOCOLS)}")
     data_root: str = setting("datasets", "where the <dataset>/<split>/ folders are (tools/gendata.py)")
     out: str | None = setting(None, "output folder; default: <encoder folder>/eval-<dataset>-<split>", kind=str)
-    size: str = setting("auto", "encoder width; auto = read from the checkpoint's shapes",
+    size: str = setting("auto", "encoder width; auto = read from the checkpoint's shapes (so is which encoder it is)",
                         ("auto", "standard", "quarter"))
     frames: int | None = setting(None, "frames T of the input; default: the pretraining setting, else 50", kind=int)
     normalization: str | None = setting(None, "input normalisation; default: the pretraining setting, else aimclr",
@@ -85,9 +87,12 @@ class EvalConfig:
     clip_model: str | None = setting(None, "zero-shot: the CLIP of the class texts; default: heads.pt's", kind=str)
     pretrained: str | None = setting(None, "zero-shot: its pretrained tag or checkpoint; default: heads.pt's", kind=str)
     device: str = setting("auto", f"{DEVICES} (auto: cuda when available)")
-    batch_size: int = setting(256, "feature extraction batch")
+    batch_size: int | None = setting(None, "feature extraction batch (default: 256 on a GPU, 64 on a CPU, where "
+                                     "larger batches ran slower: 101 against 178 samples/s, demo encoder)", kind=int)
     workers: int = setting(0, "DataLoader worker processes", aliases=("num_workers",))
     seed: int = setting(0, "seed of the linear classifier and the batch order")
+    linear_seeds: int = setting(1, "(E1) linear classifiers trained from seeds seed .. seed + n - 1 on the same "
+                                "features; the numbers are their mean (1: the field's single run)")
     linear_epochs: int = setting(100, "(E1) epochs; lr x 0.1 after 80 %% of them (docs/method.md §9)")
     linear_lr: float = setting(3.0, "(E1) SGD learning rate")
     linear_batch_size: int = setting(128, "(E1) batch")
@@ -102,13 +107,15 @@ class EvalConfig:
 
     def __post_init__(self):
         check_choices(self)
-        resolve_device(self.device)
+        cuda = resolve_device(self.device).type == "cuda"
+        if self.batch_size is None:
+            self.batch_size = 256 if cuda else 64
         if self.split not in DATASETS[self.dataset]:
             raise ValueError(f"--split: {self.dataset} has splits {', '.join(DATASETS[self.dataset])}")
         if bad := [p for p in self.protocols.split(",") if p not in PROTOCOLS]:
             raise ValueError(f"--protocols: unknown {', '.join(map(repr, bad))}; choose from {', '.join(PROTOCOLS)}")
-        for name in ("frames", "batch_size", "linear_epochs", "linear_lr", "linear_batch_size", "semi_epochs",
-                     "semi_lr", "semi_batch_size"):
+        for name in ("frames", "batch_size", "linear_epochs", "linear_lr", "linear_batch_size", "linear_seeds",
+                     "semi_epochs", "semi_lr", "semi_batch_size"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
         for name, kind, valid, rule in (("knn_k", int, lambda k: k >= 1, "values must be >= 1"),
@@ -122,13 +129,30 @@ class EvalConfig:
 # The frozen encoder f and its features
 # ----------------------------------------------------------------------------------------------------------------
 
+def make_encoder(kind="stgcn", size="standard", frames=50):
+    """A new f of train.py's --encoder and --size, for inputs of `frames` frames (the Transformer's patches)."""
+    if kind == "transformer":
+        return SkeletonTransformer(size=size, frames=frames)
+    return ENCODERS[kind](size=size)
+
+
+def encoder_kind(state) -> str:
+    """Which encoder a state dict holds, by the keys of each one's reference code."""
+    if "joints_embed.proj.weight" in state:
+        return "transformer"  # MAMP's
+    if any(k.startswith("encoder.gru.") for k in state):
+        return "gru"  # ISC's BIGRU
+    return "stgcn"  # a state of anything else fails ST-GCN's strict load, which lists its keys
+
+
 def build_encoder(path_or_state, size="auto"):
     """f from a checkpoint, loaded strictly: train.py's encoder.pt or checkpoint_*.pt (the `encoder.` part of its
     model), a published classifier (its classifier is dropped after the strict load) or a MoCo-style pretraining
-    checkpoint (`encoder_q.`, without its projection `fc`). Which encoder it is comes from its keys."""
+    checkpoint (`encoder_q.`, without its projection `fc`). Which encoder it is (ST-GCN, GRU, Transformer) and its
+    width come from its keys and shapes."""
     state, source = state_of(path_or_state)
     state = encoder_part(state)
-    return ENCODERS["stgcn"].from_state(state, source, size)
+    return ENCODERS[encoder_kind(state)].from_state(state, source, size)
 
 
 @torch.no_grad()
@@ -389,7 +413,8 @@ def run_evaluation(config: EvalConfig) -> dict:
         recalibrate_batchnorm(encoder, train_set, config.batch_size, device)
     target = f"{config.dataset}/{config.split}"
     origin = f"{source['dataset']}/{source['split']}" if "dataset" in source and "split" in source else None
-    metrics = {"encoder": str(config.encoder), "size": encoder.size, "dataset": config.dataset,
+    metrics = {"encoder": str(config.encoder), "architecture": encoder_kind(encoder.state_dict()),
+               "size": encoder.size, "dataset": config.dataset,
                "split": config.split, "frames": frames, "normalization": normalization,
                "source": origin, "target": target, "transfer": origin is not None and origin != target,
                "num_train": len(train_set), "num_test": len(test_set), "num_class": C, "config": asdict(config),
@@ -405,11 +430,17 @@ def run_evaluation(config: EvalConfig) -> dict:
     clock.lap("embedding")
     if "linear" in protocols:
         epochs = config.linear_epochs
-        linear = linear_evaluation(train_feats, train_labels, test_feats, test_labels, C, epochs=epochs,
-                                   lr=config.linear_lr, batch_size=config.linear_batch_size,
-                                   milestones=(max(1, round(0.8 * epochs)),), seed=config.seed, device=device)
-        metrics.update(linear_top1=linear["top1"], linear_top1_best=linear["top1_best"], linear_top5=linear["top5"],
-                       linear_history=linear["history"],
+        # Reconstruction: the demo averages the probe over seeds (its own randomness is ~1 point of top-1 there);
+        # alternative: --linear_seeds 1, the field's single run.
+        runs = [linear_evaluation(train_feats, train_labels, test_feats, test_labels, C, epochs=epochs,
+                                  lr=config.linear_lr, batch_size=config.linear_batch_size,
+                                  milestones=(max(1, round(0.8 * epochs)),), seed=config.seed + k, device=device)
+                for k in range(config.linear_seeds)]
+        linear = runs[0]  # its predictions and history for the pictures
+        metrics.update(linear_top1=float(np.mean([r["top1"] for r in runs])),
+                       linear_top1_best=float(np.mean([r["top1_best"] for r in runs])),
+                       linear_top5=float(np.mean([r["top5"] for r in runs])),
+                       linear_top1_seeds=[r["top1"] for r in runs], linear_history=linear["history"],
                        linear_per_class=dict(zip(names, per_class_accuracy(linear["predictions"], test_labels, C))))
         plot_confusion(confusion_matrix(linear["predictions"], test_labels, C), names, out / "confusion_linear.png",
                        title=f"linear evaluation, {target}")

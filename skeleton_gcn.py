@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from utils.checkpoints import CheckpointMismatchError, load_checkpoint
+from utils.checkpoints import feature_extractor, size_by_width
 
 # Kinect v2 body, 1-based joint pairs of the reference 'ntu-rgb+d' layout (docs/conventions.md §1).
 NTU_EDGES_1BASED = [(1, 2), (2, 21), (3, 21), (4, 3), (5, 21), (6, 5), (7, 6), (8, 7), (9, 21), (10, 9),
@@ -180,17 +180,19 @@ class STGCN(nn.Module):
     @classmethod
     def from_state(cls, state, source="the checkpoint", size="auto"):
         """f from an ST-GCN state dict (already unwrapped: utils.checkpoints.encoder_part), loaded strictly: the
-        width is read from the first graph conv (K * C_out rows: 192 = 3 x 64, 48 = 3 x 16); a published
-        classifier's `fcn` is dropped after its strict load."""
-        if size == "auto":
-            weight = state.get("st_gcn_networks.0.gcn.conv.weight")
-            rows = {3 * plan[0][1]: name for name, plan in SIZES.items()}
-            if weight is not None and int(weight.shape[0]) not in rows:
-                raise CheckpointMismatchError(f"cannot tell the ST-GCN size: st_gcn_networks.0.gcn.conv.weight has "
-                                              f"{int(weight.shape[0])} rows (expected 192 (standard) or 48 (quarter))")
-            size = rows[int(weight.shape[0])] if weight is not None else "standard"  # else the load lists the keys
-        classifier = state.get("fcn.weight")
-        encoder = cls(num_class=int(classifier.shape[0]) if classifier is not None else None, size=size)
-        load_checkpoint(encoder, state, source)
-        encoder.fcn, encoder.num_class = None, None
-        return encoder
+        width is read from the first graph conv; a published classifier's `fcn` is dropped after its strict load."""
+        if size == "auto":  # K * C_out rows of the first graph conv: 192 = 3 x 64 (standard), 48 = 3 x 16 (quarter)
+            widths = {name: 3 * plan[0][1] for name, plan in SIZES.items()}
+            size = size_by_width(state, "st_gcn_networks.0.gcn.conv.weight", 0, widths, "ST-GCN", source)
+        return feature_extractor(lambda num_class: cls(num_class, size), state, source, "fcn.weight", "fcn")
+
+
+def reference_init(module):
+    """ST-GCN's and AimCLR's weights_init: conv and linear weights N(0, 0.02), BatchNorm weights N(1, 0.02), biases 0."""
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)

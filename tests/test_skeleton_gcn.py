@@ -5,7 +5,7 @@ import torch
 
 from bench.bench_stgcn import as_graph_first, graph_first_conv
 from evaluate import build_encoder
-from skeleton_gcn import NTU_EDGES_1BASED, STGCN, Graph, SpatialGraphConv
+from skeleton_gcn import NTU_EDGES_1BASED, STGCN, Graph, SpatialGraphConv, reference_init
 from utils.checkpoints import CheckpointMismatchError, load_checkpoint
 
 SPINE_BASE, SPINE_MID, SHOULDER_LEFT, ELBOW_LEFT, WRIST_LEFT, HAND_LEFT = 0, 1, 4, 5, 6, 7
@@ -235,7 +235,7 @@ def test_build_encoder_rejects_mismatching_checkpoints_naming_the_keys():
                                                       r"head.weight"):
         build_encoder(broken)
     odd = dict(state, **{"st_gcn_networks.0.gcn.conv.weight": torch.zeros(99, 3, 1, 1)})
-    with pytest.raises(CheckpointMismatchError, match="st_gcn_networks.0.gcn.conv.weight has 99 rows"):
+    with pytest.raises(CheckpointMismatchError, match="st_gcn_networks.0.gcn.conv.weight has width 99 .expected 192 .standard. or 48 .quarter.."):
         build_encoder(odd)
 
 
@@ -290,3 +290,17 @@ def test_a_file_that_is_not_a_checkpoint_is_refused_naming_the_file(tmp_path):
         assert str(tmp_path / name) in str(error.value) and reason in str(error.value), str(error.value)
         # no advice to load it unsafely, which torch's own message gives
         assert "weights_only" not in str(error.value).replace("torch.load(weights_only=True)", "")
+
+
+def test_reference_init_draws_the_field_weights_init():
+    torch.manual_seed(0)
+    model = STGCN(num_class=7, size="quarter")
+    model.apply(reference_init)
+    convs = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear, torch.nn.Conv1d))]
+    weights = torch.cat([m.weight.flatten() for m in convs])
+    assert abs(weights.mean()) < 2e-3 and abs(weights.std() - 0.02) < 1e-3  # N(0, 0.02)
+    assert all(m.bias is None or not m.bias.any() for m in convs)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    gammas = torch.cat([m.weight for m in bns])
+    assert abs(gammas.mean() - 1) < 5e-3 and abs(gammas.std() - 0.02) < 5e-3  # N(1, 0.02)
+    assert not torch.cat([m.bias for m in bns]).any()

@@ -62,13 +62,15 @@ def state_of(path_or_state):
 
 
 def encoder_part(state):
-    """The encoder's own keys of a pretraining checkpoint: train.py's checkpoint_*.pt keep them under `encoder.`
-    (its C2VLModel), MoCo-style codebases (AimCLR, CrosSCLR, ISC, CMD) under `encoder_q.`, whose `fc` is the
-    projection head and is dropped. Any other state dict is returned as it is."""
-    for prefix, dropped in (("encoder.", None), ("encoder_q.", "encoder_q.fc.")):
-        if any(k.startswith(prefix) for k in state):
-            return OrderedDict((k[len(prefix):], v) for k, v in state.items()
-                               if k.startswith(prefix) and not (dropped and k.startswith(dropped)))
+    """The encoder's own keys of a pretraining checkpoint: train.py's checkpoint_*.pt keep them under `encoder.` next
+    to `heads.` (its C2VLModel), MoCo-style codebases (AimCLR, CrosSCLR, ISC, CMD) under `encoder_q.`, whose `fc`
+    is the projection head and is dropped. Any other state dict is returned as it is (ISC's GRU has keys of its own
+    that begin with `encoder.gru.`)."""
+    if any(k.startswith("heads.") for k in state):
+        return OrderedDict((k[len("encoder."):], v) for k, v in state.items() if k.startswith("encoder."))
+    if any(k.startswith("encoder_q.") for k in state):
+        return OrderedDict((k[len("encoder_q."):], v) for k, v in state.items()
+                           if k.startswith("encoder_q.") and not k.startswith("encoder_q.fc."))
     return state
 
 
@@ -100,3 +102,30 @@ def load_checkpoint(model, path_or_state, source=None):
         raise CheckpointMismatchError("\n".join(lines))
     model.load_state_dict(state, strict=True)
     return model
+
+
+def size_by_width(state, key, axis, widths: dict, encoder: str, source="the checkpoint") -> str:
+    """The size name {name: width} whose width is dimension `axis` of the weight `key` of a state dict; a state
+    without that weight gives the first size (its strict load then lists the keys), another width a named error."""
+    weight = state.get(key)
+    if weight is None:
+        return next(iter(widths))
+    names = {width: name for name, width in widths.items()}
+    width = int(weight.shape[axis])
+    if width not in names:
+        expected = " or ".join(f"{w} ({n})" for n, w in widths.items())
+        raise CheckpointMismatchError(f"cannot tell the {encoder} size from {source}: {key} has width {width} "
+                                      f"(expected {expected})")
+    return names[width]
+
+
+def feature_extractor(build, state, source, classifier_weight: str, classifier: str):
+    """An encoder built by build(num_class) with the classifier the state holds (its weight `classifier_weight`,
+    or none), the state loaded strictly, then the classifier (attribute `classifier`) dropped: f alone."""
+    weight = state.get(classifier_weight)
+    encoder = build(int(weight.shape[0]) if weight is not None else None)
+    load_checkpoint(encoder, state, source)
+    setattr(encoder, classifier, None)
+    encoder.num_class = None
+    return encoder
+
