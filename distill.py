@@ -244,6 +244,7 @@ class C2VLLoss(nn.Module):
         # [1, 100] and trained by its own Adam (train.py); alternative: a fixed t (train.py --logit_scale_lr 0).
         self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / 0.07)))
         self.bank = TeacherBank(num_samples, dim, self.modalities)
+        self.broken = None  # (num_samples,) bool of the pairs --pair_noise broke (train.py sets it): diagnostics only
         self.lambdas = {"vision": self.config.lambda_v, "language": self.config.lambda_l}
 
     @property
@@ -301,25 +302,33 @@ class C2VLLoss(nn.Module):
             loss, per_modality = c2vl_loss(batch.S, batch.T, self.lambdas)  # (M11-M12)
         if self.training:
             self.bank.write(index, {m: Z[m].detach() for m in self.modalities})  # every rank: the global batch
-        return loss, self.diagnostics(loss, per_modality, batch, P)
+        return loss, self.diagnostics(loss, per_modality, batch, P, index)
 
     @torch.no_grad()
-    def diagnostics(self, loss, per_modality, batch, P):
+    def diagnostics(self, loss, per_modality, batch, P, index):
         """What train.py logs per step, all over the global batch: the loss and L_m, t, the teacher fraction, and per
         modality the in-batch retrieval top-1 of S_sm (chance 1/N), the entropy of T^{s->m} (nats: I -> 0, uniform
-        -> ln N) and the mean cosine between distinct prompts P_m (near 1: the prompts carry nothing). Values are
-        0-d float64 tensors on the loss's device (reading them waits for the device: train.py does so once per
+        -> ln N) and the mean cosine between distinct prompts P_m (near 1: the prompts carry nothing). With broken
+        pairs (self.broken), the retrieval and entropy of the broken and the intact rows apart, as the sum and the
+        count of each group (train.py divides the epoch's sums: `<name>_sum` / `<name>_count` -> `<name>`). Values
+        are 0-d float64 tensors on the loss's device (reading them waits for the device: train.py does so once per
         epoch), plus alpha_e (float) and global_batch (int, N)."""
         own, per = torch.arange(batch.has_teacher.shape[0], device=loss.device), {}
+        groups = {} if self.broken is None else {"broken": self.broken[index], "intact": ~self.broken[index]}
         for m in self.modalities:
             T, p = batch.T[m][0], P[m]  # (N, N), (N, D)
+            hit = (batch.S[m][0].argmax(dim=1) == own).float()  # (N,): row i retrieves its own prompt
+            entropy = -torch.special.xlogy(T, T).sum(dim=1)  # (N,) nats
             per[f"loss_{m}"] = per_modality[m].detach()
-            per[f"retrieval_{m}"] = (batch.S[m][0].argmax(dim=1) == own).float().mean()
-            per[f"target_entropy_{m}"] = -torch.special.xlogy(T, T).sum(dim=1).mean()
+            per[f"retrieval_{m}"] = hit.mean()
+            per[f"target_entropy_{m}"] = entropy.mean()
             per[f"prompt_cosine_{m}"] = (p.sum(0) @ p.sum(0) - len(p)) / max(len(p) * (len(p) - 1), 1)  # i != j
+            for g, rows in groups.items():  # (N,) bool
+                per[f"retrieval_{m}_{g}_sum"], per[f"target_entropy_{m}_{g}_sum"] = hit[rows].sum(), entropy[rows].sum()
+                per[f"retrieval_{m}_{g}_count"] = per[f"target_entropy_{m}_{g}_count"] = rows.float().sum()
         # float64, so that the per-epoch sums add up as Python floats would; .tolist() here would wait every step
         values = torch.stack([loss.detach(), self.logit_scale.detach(), batch.has_teacher.float().mean(),
-                              *per.values()]).double()  # (3 + 4 |m|,)
+                              *per.values()]).double()  # (3 + 4 |m| (+ 8 |m| with broken pairs),)
         return dict(zip(["loss", "logit_scale", "teacher_fraction", *per], values.unbind()), alpha_e=batch.alpha_e,
                     global_batch=len(own))
 

@@ -36,12 +36,14 @@ import data
 import evaluate
 import prompts
 from distill import C2VLLoss, DistillConfig, ProjectionHead, alpha_schedule
+from skeleton_gcn import reference_init
 from utils.batches import GlobalBatchSampler, TrainSetupError, epoch_seed, make_batches
-from utils.checkpoints import CheckpointMismatchError
+from utils.checkpoints import CheckpointMismatchError, read_checkpoint
 from utils.config import add_arguments, check_choices, fill_unset, from_args, preset_table, setting
 from utils.diagnostics import prompt_health
 from utils.distributed import DEVICES, barrier, convert_global_batchnorm, resolve_device, setup_distributed
 from utils.files import save_torch, write_json
+from utils.pair_noise import break_pairs
 from utils.plots import plot_alpha_schedule, plot_curves, plot_soft_targets
 from utils.scores import summary_table
 from utils.runs import (TrainingCollapsedError, collapse_message, end_epoch, restore, run_folder, saved_settings,
@@ -51,12 +53,13 @@ from utils.runs import (TrainingCollapsedError, collapse_message, end_epoch, res
 # skeleton self-supervised methods C2VL compares with (AimCLR/CrosSCLR: SGD 0.1, momentum 0.9, wd 1e-4, batch 128,
 # lr x0.1 at epoch 250 of 300); the demo uses a short AdamW run that converges in minutes on a CPU.
 PRESETS = {
-    "demo": dict(size="quarter", epochs=10, batch_size=64, optimizer="adamw", lr=2e-3, weight_decay=1e-4,
-                 lr_schedule="cosine", lr_steps="", monitor_every=0, clip_model=prompts.DEMO_CLIP_MODEL,
-                 pretrained="{data_root}/demo/clip/c2vl-demo-tiny.pt"),  # demo/clip.py makes it
-    "real": dict(size="standard", epochs=300, batch_size=128, optimizer="sgd", lr=0.1, weight_decay=1e-4,
-                 lr_schedule="step", lr_steps="250", monitor_every=10, clip_model=prompts.DEFAULT_CLIP_MODEL,
-                 pretrained=prompts.DEFAULT_CLIP_PRETRAINED),
+    "demo": dict(size="quarter", frames=24, epochs=15, batch_size=32, optimizer="adamw", lr=2e-3, weight_decay=1e-4,
+                 lr_schedule="cosine", lr_steps="", monitor_every=0, linear_seeds=5, init="pytorch",
+                 clip_model=prompts.DEMO_CLIP_MODEL,
+                 pretrained="{data_root}/demo/clip/c2vl-demo-tiny.pt"),  # demo/clip.py unpacks the shipped weights
+    "real": dict(size="standard", frames=50, epochs=300, batch_size=128, optimizer="sgd", lr=0.1, weight_decay=1e-4,
+                 lr_schedule="step", lr_steps="250", monitor_every=10, linear_seeds=1, init="reference",
+                 clip_model=prompts.DEFAULT_CLIP_MODEL, pretrained=prompts.DEFAULT_CLIP_PRETRAINED),
 }
 
 
@@ -69,9 +72,11 @@ class TrainConfig:
     data_root: str = setting("datasets", "where tools/gendata.py put the prepared splits (and prompts.py the caches)")
     out: str = setting("", "output folder; default runs/<dataset>-<split>-<time>")
     resume: str = setting("", "a run folder to continue from its last checkpoint, with the run's own settings")
-    size: str | None = setting(None, "encoder width: standard (ST-GCN 64/128/256) | quarter (16/32/64 -> 256)",
-                               ("standard", "quarter"), str)
-    frames: int = setting(50, "T after resizing the valid frames (data.py preprocessing)")
+    encoder: str = setting("stgcn", "skeleton encoder f: stgcn (ST-GCN, the paper's main one) | gru (ISC's "
+                           "bidirectional GRU) | transformer (MAMP's); docs/method.md §8", tuple(evaluate.ENCODERS))
+    size: str | None = setting(None, "encoder width: standard (the reference's) | quarter (the demo's; ST-GCN "
+                               "16/32/64 -> 256, GRU hidden 256, Transformer D 64)", ("standard", "quarter"), str)
+    frames: int | None = setting(None, "T after resizing the valid frames (data.py preprocessing)", kind=int)
     normalization: str = setting("aimclr", "skeleton preprocessing", data.NORMALIZATIONS)
     modalities: str = setting("auto", "prompt modalities (auto: every modality whose training cache exists)",
                               ("auto", "vision", "language", "both"))
@@ -80,6 +85,15 @@ class TrainConfig:
     pooling: str = setting("mean", "prompt pooling over the K frames: mean (P1) | sample (one per step)",
                            prompts.POOLINGS)
     allow_partial: bool = setting(False, "train on the samples that have prompts when a cache covers part of the split")
+    pair_noise: float = setting(0.0, "fraction p of the training pairs broken: the prompts of round(p n) of the n "
+                                "training samples, drawn with --seed, permuted among themselves (none keeps its own); "
+                                "the evaluation never sees prompts")
+    pair_noise_modality: str = setting("both", "the prompts a broken pair takes from another sample: both (a wrong "
+                                       "pair, as a wrong clip) | vision | language (one LMM output wrong)",
+                                       ("both", "vision", "language"))
+    pair_noise_kind: str = setting("swap", "how a pair breaks: swap (a permutation among the broken samples) | "
+                                   "similar (the language prompt of the sample whose vision prompt is nearest, as an "
+                                   "LMM that mistakes one look-alike action for another)", ("swap", "similar"))
     epochs: int | None = setting(None, "pretraining epochs E (M6)", kind=int)
     batch_size: int | None = setting(None, "N, the global batch over all processes: M1-M12 are computed over it", kind=int)
     optimizer: str | None = setting(None, "optimiser of the encoder and heads", ("sgd", "adamw"), str)
@@ -88,6 +102,10 @@ class TrainConfig:
     lr_schedule: str | None = setting(None, "per-epoch schedule", ("step", "cosine"), str)
     lr_steps: str | None = setting(None, "epochs after which lr is x0.1 (schedule 'step'), comma separated", kind=str)
     warmup_epochs: int = setting(0, "linear lr warm-up")
+    init: str | None = setting(None, "initialisation of the encoder and heads: reference (the field's training "
+                               "code, ST-GCN's and AimCLR's weights_init: conv and linear weights N(0, 0.02), BatchNorm "
+                               "weights N(1, 0.02), biases 0; the GRU's and Transformer's own in their files) | pytorch "
+                               "(PyTorch's defaults)", ("reference", "pytorch"), str)
     grad_clip: float = setting(1.0, "largest L2 norm of the encoder and heads' gradient, rescaled above it (0: off)")
     logit_scale_lr: float = setting(1e-4, "Adam learning rate of the logit scale s = log t, 1 <= t <= 100 (0: t fixed)")
     collapse_patience: int = setting(3, "stop when the loss sits at chance (ln N) or t at 1 for this many epochs "
@@ -96,6 +114,8 @@ class TrainConfig:
                                         "10 %% (the test part is never looked at); checkpoint_best.pt is its best "
                                         "epoch (0: off)", kind=int)
     linear_epochs: int = setting(100, "linear evaluation epochs (docs/method.md §9: 100, lr x0.1 after 80)")
+    linear_seeds: int | None = setting(None, "linear classifiers from seeds seed .. seed + n - 1, their mean reported",
+                                       kind=int)
     seed: int = setting(0, "seed of the initialisation, the batch order and the linear evaluation")
     device: str = setting("auto", f"{DEVICES} (auto: cuda when available)")
     workers: int = setting(-1, "DataLoader workers per process (-1: 0 on CPU, 4 on GPU)", aliases=("num_workers",))
@@ -117,13 +137,20 @@ class TrainConfig:
 class C2VLModel(nn.Module):
     """X (B, 3, T, 25, 2) -> {m: g_m(f(X))} (B, D); Z_m is its normalisation, inside the loss."""
 
-    def __init__(self, size, dim, modalities):
+    def __init__(self, size, dim, modalities, encoder="stgcn", frames=50, init="pytorch"):
         super().__init__()
-        self.encoder = evaluate.ENCODERS["stgcn"](size=size)
+        self.encoder = evaluate.make_encoder(encoder, size, frames)  # f: ST-GCN, GRU or Transformer
         self.heads = nn.ModuleDict({m: ProjectionHead(self.encoder.feature_dim, 512, dim) for m in modalities})
+        if init == "reference":
+            # Reconstruction: the real preset takes the initialisation of the field's training code (ST-GCN's and
+            # AimCLR's processors apply weights_init to the whole model); the demo's PyTorch's defaults, which learned
+            # more on a validation world of the demo (docs/training.md); alternative: --init. The GRU and the
+            # Transformer keep the initialisations of their reference code, applied in their files: only the heads
+            # take this one.
+            (self if encoder == "stgcn" else self.heads).apply(reference_init)
 
     def forward(self, x):  # x (B, 3, T, 25, 2)
-        feature = self.encoder(x)  # (B, 256) = f(X)
+        feature = self.encoder(x)  # (B, d) = f(X)
         return {m: head(feature) for m, head in self.heads.items()}  # {m: (B, D)}
 
 
@@ -190,14 +217,17 @@ def pretrain(config, distill_config, device, rank, world):
     for warning in prompt_health(features) if rank == 0 else []:
         print(f"warning: {warning}", file=sys.stderr)
     indices = np.flatnonzero(present).tolist()
+    features, broken = break_pairs(features, indices, config.pair_noise, config.seed,
+                                   [m for m in modalities if config.pair_noise_modality in (m, "both")],
+                                   config.pair_noise_kind)
     if len(indices) < len(train_set):
         print(f"training on the {len(indices)} of {len(train_set)} samples that have prompts (--allow-partial)",
               file=sys.stderr)
     dim = next(iter(features.values())).shape[-1]
 
-    torch.manual_seed(config.seed)  # the encoder's initialisation (the random-init baseline repeats it)
-    model = C2VLModel(config.size, dim, modalities).to(device)
+    model = initial_model(config, dim, modalities).to(device)
     loss_fn = C2VLLoss(distill_config, len(train_set), dim, modalities).to(device)  # t and the teacher bank
+    loss_fn.broken = torch.from_numpy(broken).to(device) if config.pair_noise else None
     if world > 1 and config.sync_bn:
         model = convert_global_batchnorm(model, device)
     optimizer, scale_optimizer, scheduler = make_optimizers(config, model, loss_fn)
@@ -237,6 +267,8 @@ def pretrain(config, distill_config, device, rank, world):
                 break
         # Reading the sums waits for the device, once per epoch and before the clock: samples_per_s counts every step.
         record = {k: float(v) / steps for k, v in sums.items() if k != "global_batch"}
+        for k in [k[:-len("_sum")] for k in record if k.endswith("_sum")]:  # a group's mean over the epoch's rows
+            record[k] = record.pop(f"{k}_sum") / max(record.pop(f"{k}_count"), 1e-12)
         record.update(epoch=epoch, lr=optimizer.param_groups[0]["lr"],
                       samples_per_s=seen / (time.perf_counter() - started))
         scheduler.step()
@@ -263,6 +295,12 @@ def pretrain(config, distill_config, device, rank, world):
     return model, modalities
 
 
+def initial_model(config, dim, modalities):
+    """The model as pretraining starts it, from --seed; the random-init baseline is its encoder."""
+    torch.manual_seed(config.seed)
+    return C2VLModel(config.size, dim, modalities, config.encoder, config.frames, config.init)
+
+
 def knn_monitor(encoder, train_set, device, held_out=0.1):
     """kNN-20 top-1 (%) from the training split's other samples to a fixed, class-balanced `held_out` part of it,
     with the current encoder: a progress signal that never looks at the test part."""
@@ -279,7 +317,7 @@ def save_model(config, model, loss_fn, modalities, dim, out):
     heads = {m: model.heads[m].state_dict() if m in modalities else None for m in prompts.MODALITIES}
     heads.update(dim=dim, hidden=512, clip_model=config.clip_model, pretrained=clip_pretrained(config),
                  logit_scale=float(loss_fn.logit_scale.detach()), dataset=config.dataset, split=config.split,
-                 frames=config.frames, normalization=config.normalization, size=config.size)
+                 frames=config.frames, normalization=config.normalization, encoder=config.encoder, size=config.size)
     save_torch(heads, out / "heads.pt")
 
 
@@ -363,11 +401,14 @@ def evaluate_run(config, out, device):
     eval_config = evaluate.EvalConfig(encoder=str(out / "encoder.pt"), dataset=config.dataset, split=config.split,
                                       protocols="linear,knn,zeroshot", data_root=config.data_root, out=str(out),
                                       frames=config.frames, normalization=config.normalization,
-                                      device=str(device), seed=config.seed, linear_epochs=config.linear_epochs)
+                                      device=str(device), seed=config.seed, linear_epochs=config.linear_epochs,
+                                      linear_seeds=config.linear_seeds)
     metrics = evaluate.run_evaluation(eval_config)
     if config.baseline:
-        torch.manual_seed(config.seed)  # the initialisation the pretraining started from
-        save_torch(evaluate.ENCODERS["stgcn"](size=config.size).state_dict(), out / "random_init_encoder.pt")
+        heads = read_checkpoint(out / "heads.pt")  # D and the modalities of the model pretraining started from
+        modalities = [m for m in prompts.MODALITIES if heads[m] is not None]
+        initial = initial_model(config, heads["dim"], modalities).encoder
+        save_torch(initial.state_dict(), out / "random_init_encoder.pt")
         eval_config.encoder, eval_config.out, eval_config.protocols = (str(out / "random_init_encoder.pt"),
                                                                       str(out / "random_init"), "linear,knn")
         eval_config.heads, eval_config.recalibrate_bn = str(out / "heads.pt"), True  # its settings; fair BatchNorm
@@ -407,7 +448,7 @@ def fill_presets(config):
     resolve_device(config.device)
     if config.grad_clip < 0:
         raise ValueError(f"--grad-clip must be >= 0 (0: off), got {config.grad_clip}")
-    for name in ("epochs", "batch_size", "frames", "linear_epochs"):
+    for name in ("epochs", "batch_size", "frames", "linear_epochs", "linear_seeds"):
         if getattr(config, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(config, name)}")
     if config.baseline is None:

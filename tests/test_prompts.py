@@ -613,3 +613,11 @@ def test_random_clip_weights_load_without_open_clips_warning(capsys, caplog):
     captured = capsys.readouterr()
     assert "initialized randomly" not in captured.err + captured.out + caplog.text
 
+
+
+def test_a_missing_clip_checkpoint_shows_one_error_and_no_open_clip_error_line(tmp_path, capsys, caplog):
+    """open_clip logs "ERROR:root: ..." before raising; the user sees only the project's own message."""
+    with pytest.raises(WeightsUnavailableError, match="--pretrained /path/to/"):
+        load_clip(DEMO_CLIP_MODEL, str(tmp_path / "nowhere" / "clip.pt"))
+    captured = capsys.readouterr()
+    assert "ERROR" not in captured.err + captured.out + caplog.text

@@ -20,6 +20,7 @@ import data
 from utils.files import write_labels
 import prompts
 import train
+from utils.pair_noise import break_pairs
 from utils.runs import collapse_message
 from demo.world import demo_names
 
@@ -126,7 +127,8 @@ def test_end_to_end_writes_every_output(full_run):
 
 
 def test_encoder_checkpoint_loads_strictly_in_skeleton_gcn(full_run):
-    from skeleton_gcn import STGCN, load_checkpoint
+    from skeleton_gcn import STGCN
+    from utils.checkpoints import load_checkpoint
     out, _ = full_run
     load_checkpoint(STGCN(size="quarter"), out / "encoder.pt")
     heads = torch.load(out / "heads.pt", weights_only=True)
@@ -179,13 +181,92 @@ def test_resume_after_sigkill_ends_with_the_same_weights_and_metrics(full_run, t
     assert json.loads((out / "config.json").read_text())["train"]["input"] == batches
 
 
+def test_resume_with_broken_pairs_breaks_the_same_pairs(tiny_root, tmp_path):
+    """--pair_noise comes back from config.json on --resume and breaks the same pairs: a run killed after its first
+    epoch and resumed ends with the weights of the same run left alone."""
+    flags = ["--data-root", str(tiny_root), *TINY, "--pair_noise", "0.5", "--no-baseline", "--linear-epochs", "1"]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert run_train([*flags, "--out", str(whole)]).returncode == 0
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *flags, "--out", str(killed)], env=env,
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (killed / "checkpoint_last.pt").is_file() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "encoder.pt").exists(), "the run finished before it could be killed"
+    assert run_train(["--resume", str(killed)]).returncode == 0
+    a, b = torch.load(whole / "encoder.pt", weights_only=True), torch.load(killed / "encoder.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert epoch_records(killed) == epoch_records(whole)
+    assert json.loads((killed / "config.json").read_text())["train"]["pair_noise"] == 0.5
+
+
+def test_break_pairs_permutes_exactly_round_p_n_prompts_among_themselves_and_nothing_else():
+    n, D = 20, 4
+    rows = {m: np.arange(n, dtype=np.float32)[:, None] * np.ones(D, np.float32) + (100 if m == "vision" else 0)
+            for m in ("vision", "language")}  # row i of each modality holds the number i (+ 100 for vision)
+    indices = list(range(2, n))  # samples 0 and 1 have no prompts here (--allow-partial): never chosen
+    noisy, broken = break_pairs(rows, indices, 0.3, seed=5, modalities=["vision", "language"])
+    chosen = np.flatnonzero(broken)
+    assert len(chosen) == round(0.3 * len(indices)) == 5 and set(chosen) <= set(indices)
+    for m in rows:
+        got = noisy[m][:, 0] - (100 if m == "vision" else 0)
+        assert all(got[i] != i for i in chosen)  # every broken sample holds another sample's prompt ...
+        assert sorted(got[chosen]) == sorted(chosen)  # ... one of the broken ones: a permutation among them
+        assert all(got[i] == i for i in range(n) if not broken[i])  # the other pairs are untouched
+        assert np.array_equal(rows[m][:, 0] - (100 if m == "vision" else 0), np.arange(n))  # the cache is not written
+    # both modalities move together: a broken sample's vision and language prompts come from the same sample
+    assert np.array_equal(noisy["vision"][chosen, 0] - 100, noisy["language"][chosen, 0])
+    again, same = break_pairs(rows, indices, 0.3, seed=5, modalities=["vision", "language"])
+    assert np.array_equal(same, broken) and np.array_equal(again["vision"], noisy["vision"])  # a function of the seed
+    assert not np.array_equal(break_pairs(rows, indices, 0.3, seed=6, modalities=["vision"])[1], broken)
+    language_only, _ = break_pairs(rows, indices, 0.3, seed=5, modalities=["language"])
+    assert language_only["vision"] is rows["vision"]  # --pair_noise_modality language: the vision prompts stay
+    untouched, none = break_pairs(rows, indices, 0.0, seed=5, modalities=["vision", "language"])
+    assert untouched is rows and not none.any()  # p = 0: the run of before the knob, exactly
+
+
+def test_similar_pair_noise_gives_a_broken_sample_the_answers_of_its_nearest_look_alike():
+    """kind "similar": a broken sample's language prompt becomes that of the other sample with the nearest vision
+    prompt (an LMM mistaking a look-alike action); its vision prompt and the intact pairs stay."""
+    g = np.random.default_rng(0)
+    vision = g.normal(size=(12, 5)).astype(np.float32)
+    language = np.arange(12, dtype=np.float32)[:, None] * np.ones(3, np.float32)  # row i holds i
+    noisy, broken = break_pairs({"vision": vision, "language": language}, list(range(12)), 0.5, seed=3,
+                                      modalities=["vision", "language"], kind="similar")
+    unit = vision / np.linalg.norm(vision, axis=1, keepdims=True)
+    for i in range(12):
+        if broken[i]:
+            cosine = [unit[i] @ unit[j] if j != i else -np.inf for j in range(12)]
+            assert noisy["language"][i, 0] == int(np.argmax(cosine)) != i
+        else:
+            assert noisy["language"][i, 0] == i
+    assert broken.sum() == 6 and noisy["vision"] is vision
+
+
+def test_the_loss_logs_broken_and_intact_pairs_apart():
+    """With a mask of broken pairs the retrieval and target entropy of each group are logged as sums and counts;
+    train.py divides them per epoch."""
+    X, P = learnable_problem()
+    torch.manual_seed(0)
+    loss_fn = train.C2VLLoss(None, len(X), 8, "language")
+    loss_fn.broken = torch.zeros(len(X), dtype=torch.bool)
+    loss_fn.broken[:6] = True
+    _, info = loss_fn({"language": torch.nn.Linear(12, 8)(X)}, {"language": P["language"]}, torch.arange(len(X)), 1, 2)
+    assert float(info["retrieval_language_broken_count"]) == 6 and float(info["retrieval_language_intact_count"]) == 10
+    total = float(info["retrieval_language_broken_sum"]) + float(info["retrieval_language_intact_sum"])
+    assert total == pytest.approx(16 * float(info["retrieval_language"]))
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _pretrain_process(rank, world, port, root, out, pooling):
+def _pretrain_process(rank, world, port, root, out, pooling, pair_noise="0"):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
@@ -193,7 +274,7 @@ def _pretrain_process(rank, world, port, root, out, pooling):
                                                "--frames", "16", "--batch-size", "8", "--epochs", "1",
                                                "--max-steps", "1", "--optimizer", "sgd", "--monitor-every", "0",
                                                "--lr", "0.1", "--device", "cpu", "--pooling", pooling,
-                                               "--pretrained", "none"])  # the tiny split's caches
+                                               "--pretrained", "none", "--pair_noise", pair_noise])  # tiny caches
     try:
         device, rank, world = train.setup_distributed(config.device)
         train.pretrain(config, distill_config, device, rank, world)
@@ -202,15 +283,18 @@ def _pretrain_process(rank, world, port, root, out, pooling):
             torch.distributed.destroy_process_group()
 
 
-@pytest.mark.parametrize("pooling", ["mean", "sample"])
-def test_two_gloo_processes_train_like_one_process_on_the_global_batch(tiny_root, tmp_path, pooling):
+@pytest.mark.parametrize("pooling, pair_noise", [("mean", "0"), ("sample", "0"), ("mean", "0.5")])
+def test_two_gloo_processes_train_like_one_process_on_the_global_batch(tiny_root, tmp_path, pooling, pair_noise):
     """One optimiser step on a global batch of 8: 2 processes x 4 samples (DDP, the loss over the global batch,
     BatchNorm over the global batch) give the weights of 1 process x 8 samples. One step, because ST-GCN's small
     BatchNorm variances amplify float rounding over further steps (and SGD, because Adam would turn the rounding
     of the zero gradients of biases before BatchNorm into steps of +-lr)."""
     one, two = tmp_path / "one", tmp_path / "two"
-    torch.multiprocessing.spawn(_pretrain_process, args=(1, free_port(), str(tiny_root), str(one), pooling), nprocs=1)
-    torch.multiprocessing.spawn(_pretrain_process, args=(2, free_port(), str(tiny_root), str(two), pooling), nprocs=2)
+    # with pair noise, every process breaks the same pairs (a function of the seed): the weights agree only then
+    torch.multiprocessing.spawn(_pretrain_process, args=(1, free_port(), str(tiny_root), str(one), pooling, pair_noise),
+                                nprocs=1)
+    torch.multiprocessing.spawn(_pretrain_process, args=(2, free_port(), str(tiny_root), str(two), pooling, pair_noise),
+                                nprocs=2)
     state_one = torch.load(one / "checkpoint_last.pt", weights_only=True)
     state_two = torch.load(two / "checkpoint_last.pt", weights_only=True)
     torch.manual_seed(0)
@@ -527,3 +611,16 @@ def test_presets_fill_only_what_the_user_left_empty():
     assert demo.pretrained == os.path.abspath("datasets/demo/clip/c2vl-demo-tiny.pt")
     elsewhere, _ = train.parse_args(["--data-root", "/data", "--no-baseline"])
     assert elsewhere.pretrained == "/data/demo/clip/c2vl-demo-tiny.pt" and not elsewhere.baseline
+
+
+def test_the_real_preset_takes_the_reference_init_the_demo_pytorch_defaults():
+    real, _ = train.parse_args(["--dataset", "ntu60"])
+    demo, _ = train.parse_args([])
+    assert (real.init, demo.init) == ("reference", "pytorch")
+    torch.manual_seed(0)
+    model = train.C2VLModel("quarter", 16, ["vision"], init="reference")
+    bn = model.encoder.data_bn.weight
+    assert abs(bn.mean() - 1) < 0.01 and bn.std() > 0.005  # N(1, 0.02), not PyTorch's ones
+    gru = train.C2VLModel("quarter", 16, ["vision"], encoder="gru", init="reference")
+    head = gru.heads["vision"].net[0].weight
+    assert abs(head.std() - 0.02) < 2e-3 and not gru.heads["vision"].net[0].bias.any()  # the heads: N(0, 0.02)

@@ -45,7 +45,10 @@ def saved_settings(run) -> dict:
                   else ""))
         raise FileNotFoundError(f"--resume {run}: nothing to continue from, {why}")
     saved = json.loads((run / "config.json").read_text())
+    # Settings added since a run began take their defaults (TrainConfig's), except where the default changed:
     saved["train"].setdefault("grad_clip", 0.0)  # runs begun before gradient clipping continue without it
+    saved["train"].setdefault("linear_seeds", 1)  # ... and before averaged probes, with the field's single one
+    saved["train"].setdefault("init", "pytorch")  # ... and before the reference initialisation, with PyTorch's
     return saved
 
 

@@ -74,4 +74,7 @@ def summary_table(metrics) -> str:
     for key in ("knn_top1_k1", "knn_top1_k20", "random_init_knn_top1_k20", "zero_shot_top1"):
         if key in metrics:
             lines.append(f"  {key}: {metrics[key]:.1f}")
-    return "\n".join(lines + [f"  {reach_line(metrics)}"])
+    lines.append(f"  {reach_line(metrics)}")
+    if metrics["dataset"] == "demo":
+        lines.append("  one draw (this seed, this machine); the demo's 3-seed means and their spread: README.md, The demo")
+    return "\n".join(lines)
