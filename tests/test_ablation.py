@@ -1,4 +1,5 @@
-"""tools/ablation.py: the variants are train.py flags, the table is mean +- std over seeds, finished runs are reused."""
+"""tools/ablation.py: the variants are train.py flags, the table is mean +- sample std over seeds, paired differences
+carry their standard error and verdict, finished runs are reused."""
 import json
 
 import numpy as np
@@ -9,44 +10,82 @@ from tools import ablation
 
 
 def test_every_variant_is_a_valid_train_command():
-    for name, flags in ablation.VARIANTS.items():
-        config, distill_config = train.parse_args(["--seed", "1", *flags])
+    for name, (_, flags) in ablation.VARIANTS.items():
+        config, _ = train.parse_args(["--seed", "1", *flags])
         assert config.seed == 1, name
-    _, infonce = train.parse_args(ablation.VARIANTS["CLIP InfoNCE (beta 0, alpha_T 0)"])
+    _, infonce = train.parse_args(ablation.VARIANTS["infonce"][1])
     assert (infonce.beta, infonce.alpha_T) == (0.0, 0.0)
 
 
-def fake_metrics(seed, zero_shot=True):
-    m = {"linear_top1": 60.0 + seed, "knn_top1_k20": 50.0 + 2 * seed, "random_init_linear_top1": 70.0,
-         "random_init_knn_top1_k20": 55.0 + seed}
+def fake_metrics(seed, zero_shot=True, shift=0.0):
+    m = {"linear_top1": 60.0 + seed + shift, "knn_top1_k20": 50.0 + 2 * seed + shift,
+         "random_init_linear_top1": 70.0, "random_init_knn_top1_k20": 55.0 + seed}
     return {**m, "zero_shot_top1": 20.0 + seed} if zero_shot else m
 
 
+def test_paired_difference_is_mean_se_and_a_t_interval():
+    mean, se, stands = ablation.paired_difference([3.0, 4.0, 5.0], [1.0, 1.0, 1.0])
+    d = np.array([2.0, 3.0, 4.0])
+    assert (mean, se) == pytest.approx((3.0, d.std(ddof=1) / np.sqrt(3)))
+    assert stands  # 3.0 > t(0.975, 2) = 4.303 * 0.577
+    assert not ablation.paired_difference([3.0, -1.0, 5.0], [1.0, 1.0, 1.0])[2]  # mean 1.33, SE 1.76: within
+
+
 def test_table_is_mean_and_std_over_seeds_with_the_random_init_row(tmp_path):
-    runs = {"C2VL": [fake_metrics(s) for s in (0, 1, 2)],
-            "C2VL, vision prompts only": [fake_metrics(s, zero_shot=False) for s in (0, 1, 2)]}
+    runs = {("c2vl", "stgcn", 0.0): [fake_metrics(s, shift=1.0) for s in (0, 1, 2)],
+            ("vision", "stgcn", 0.0): [fake_metrics(s, zero_shot=False) for s in (0, 1, 2)]}
     table = ablation.summarise(runs)
-    assert table["C2VL"]["linear_top1"] == pytest.approx((61.0, np.std([60, 61, 62], ddof=1)))  # the sample std
-    assert table["C2VL"]["knn_top1_k20"] == pytest.approx((52.0, np.std([50, 52, 54], ddof=1)))
-    assert table["C2VL, vision prompts only"]["zero_shot_top1"] is None  # no language head: no zero-shot
-    assert table[ablation.BASELINE]["linear_top1"] == (70.0, 0.0) and table[ablation.BASELINE]["zero_shot_top1"] is None
-    text = ablation.markdown(table, ablation.AblationConfig())
-    assert "| C2VL |  | 61.0 ± 1.0 | 52.0 ± 2.0 | 21.0 ± 1.0 |" in text
+    assert table[("c2vl", "stgcn", 0.0)]["linear_top1"] == pytest.approx((62.0, np.std([61, 62, 63], ddof=1)))
+    assert table[("vision", "stgcn", 0.0)]["zero_shot_top1"] is None  # no language head: no zero-shot
+    baseline = table[(ablation.BASELINE, "stgcn", None)]
+    assert baseline["linear_top1"] == (70.0, 0.0) and baseline["zero_shot_top1"] is None
+    diffs = ablation.differences(runs, "c2vl")
+    assert diffs[("vision", "stgcn", 0.0)]["linear_top1"][:2] == pytest.approx((-1.0, 0.0))
+    text = ablation.markdown(table, diffs, ablation.AblationConfig(), "c2vl")
+    assert "| C2VL |  | 62.0 ± 1.0 | 53.0 ± 2.0 | 21.0 ± 1.0 |" in text
     assert "| C2VL, vision prompts only | `--modalities vision` | 61.0 ± 1.0 | 52.0 ± 2.0 | – |" in text
+    assert "| C2VL, vision prompts only | -1.0 ± 0.0 ✓ | -1.0 ± 0.0 ✓ | – |" in text
     ablation.plot(table, tmp_path / "ablation.png")
     assert (tmp_path / "ablation.png").stat().st_size > 0
 
 
+def test_noise_sweep_plots_lines_against_p(tmp_path):
+    runs = {(v, "stgcn", p): [fake_metrics(s, shift=-10 * p) for s in (0, 1, 2)]
+            for v in ("infonce", "c2vl") for p in (0.0, 0.4)}
+    table = ablation.summarise(runs)
+    ablation.plot(table, tmp_path / "sweep.png")
+    assert (tmp_path / "sweep.png").stat().st_size > 0
+    assert "pair noise 0.4" in ablation.markdown(table, ablation.differences(runs, "infonce"),
+                                                 ablation.AblationConfig(), "infonce")
+
+
 def test_finished_runs_are_reused_not_run_again(tmp_path, monkeypatch):
     config = ablation.AblationConfig(out=str(tmp_path))
-    run = tmp_path / "3-seed0"
+    run = tmp_path / "c2vl-gru-noise0.2-seed0"
     run.mkdir()
     (run / "metrics.json").write_text(json.dumps(fake_metrics(0)))
     monkeypatch.setattr(train, "main", lambda argv: pytest.fail(f"ran train.py {argv}"))
-    assert ablation.run_variant(config, "C2VL", 0)["linear_top1"] == 60.0
+    assert ablation.run_cell(config, "c2vl", "gru", 0.2, 0, baseline=True)["linear_top1"] == 60.0
+
+
+def test_a_cell_runs_train_py_with_its_flags(tmp_path, monkeypatch):
+    seen = []
+
+    def fake_main(argv):
+        seen.append(argv)
+        out = argv[argv.index("--out") + 1]
+        (tmp_path / out).mkdir(parents=True, exist_ok=True)
+        (tmp_path / out / "metrics.json").write_text(json.dumps(fake_metrics(1)))
+    monkeypatch.setattr(train, "main", fake_main)
+    monkeypatch.chdir(tmp_path)
+    ablation.run_cell(ablation.AblationConfig(out="ab"), "tau", "transformer", 0.4, 1, baseline=False)
+    argv = seen[0]
+    assert argv[argv.index("--encoder") + 1] == "transformer" and argv[argv.index("--pair_noise") + 1] == "0.4"
+    assert "--no-baseline" in argv and argv[-2:] == ["--tau_t", "0.2"]
+    train.parse_args(argv)  # a valid train.py command
 
 
 def test_bad_variant_numbers_list_the_variants(capsys):
     with pytest.raises(SystemExit):
-        ablation.main(["--variants", "9"])
-    assert "0 CLIP InfoNCE" in capsys.readouterr().err
+        ablation.main(["--variants", "12"])
+    assert "0 infonce (CLIP InfoNCE" in capsys.readouterr().err

@@ -1,13 +1,20 @@
-"""The paper's ablations in one command: which of C2VL's targets does the work.
+"""The paper's ablations in one command: which of C2VL's targets does the work, with which encoder, at which noise.
 
-Every variant is one `python train.py` run with loss flags that exist already (docs/method.md: beta of M4, alpha_T of
-M6, the inter-modal target of M9, the prompt modalities), over several seeds; this file only runs and tabulates.
-Finished runs are kept in the output folder and reused, so an interrupted ablation continues where it stopped.
+Every cell is one `python train.py` run with flags that exist already (docs/method.md: beta of M4, alpha_T of M6,
+the inter-modal target of M9, the prompt modalities; --encoder; --pair_noise), over several seeds; this file only
+runs and tabulates. Finished runs are kept in the output folder and reused, so an interrupted ablation continues
+where it stopped.
 
-    python tools/ablation.py                                   # the demo, 3 seeds (about 85 min on 2 CPU cores: 21 demo runs)
+    python tools/ablation.py --variants infonce c2vl                        # the demo, seeds 0 1 2
+    python tools/ablation.py --variants infonce c2vl --encoders stgcn gru transformer
+    python tools/ablation.py --variants infonce c2vl --pair-noise 0 0.2 0.4 0.6
     python tools/ablation.py --dataset ntu60 --split xsub --seeds 0 --train-args "--epochs 100"
 
-Writes <out>/ablation.md (mean +- std over seeds of linear top-1, kNN-20 and zero-shot top-1, in %) and ablation.png.
+Writes <out>/ablation.md and ablation.png: per cell the mean and the sample standard deviation (n - 1) over seeds of
+linear top-1, kNN-20 and zero-shot top-1 (%); the random-init encoder per encoder; and every variant's paired
+difference to the reference variant (same seed, encoder and noise), its standard error, and whether it stands above
+the spread: whether the 95 % confidence interval of the mean paired difference (Student's t, n - 1 degrees of
+freedom) leaves out 0.
 """
 from __future__ import annotations
 
@@ -29,18 +36,22 @@ import train  # noqa: E402
 from utils.config import add_arguments, from_args, setting  # noqa: E402
 from utils.files import write_text  # noqa: E402
 
-# name -> the train.py flags that make it (everything else at the dataset's preset and the loss defaults)
+# key -> (row name, the train.py flags that make it); everything else at the dataset's preset and the loss defaults
 VARIANTS = {
-    "CLIP InfoNCE (beta 0, alpha_T 0)": ["--beta", "0", "--alpha_T", "0"],
-    "+ intra-modal targets (alpha_T 0)": ["--alpha_T", "0"],
-    "+ inter-modal targets (beta 0)": ["--beta", "0"],
-    "C2VL": [],
-    "C2VL, inter-modal target self": ["--inter", "self"],
-    "C2VL, vision prompts only": ["--modalities", "vision"],
-    "C2VL, language prompts only": ["--modalities", "language"],
+    "infonce": ("CLIP InfoNCE (β 0, α_T 0)", ["--beta", "0", "--alpha_T", "0"]),
+    "intra": ("+ intra-modal targets (α_T 0)", ["--alpha_T", "0"]),
+    "inter": ("+ inter-modal targets (β 0)", ["--beta", "0"]),
+    "c2vl": ("C2VL", []),
+    "self": ("C2VL, inter-modal target self", ["--inter", "self"]),
+    "vision": ("C2VL, vision prompts only", ["--modalities", "vision"]),
+    "language": ("C2VL, language prompts only", ["--modalities", "language"]),
+    "constant": ("C2VL, constant α schedule", ["--alpha_schedule", "constant"]),
+    "off": ("C2VL, no inter-modal target (Y_inter = Y_intra)", ["--inter", "off"]),
+    "tau": ("C2VL, τ_t 0.2", ["--tau_t", "0.2"]),
 }
 METRICS = {"linear_top1": "linear top-1", "knn_top1_k20": "kNN-20", "zero_shot_top1": "zero-shot top-1"}
-BASELINE = "random init, BN re-estimated"
+BASELINE = "random init"
+T_975 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}  # Student's t, 97.5 %
 
 
 @dataclass
@@ -49,21 +60,27 @@ class AblationConfig:
     dataset: str = setting("demo", "as train.py --dataset")
     split: str = setting("xsub", "as train.py --split")
     data_root: str = setting("datasets", "as train.py --data-root")
-    seeds: tuple = setting((0, 1, 2), "seeds of every variant", kind=int, nargs="+")
-    variants: tuple = setting(tuple(range(len(VARIANTS))), "which rows of VARIANTS to run (0-based)", kind=int,
+    seeds: tuple = setting((0, 1, 2), "seeds of every cell", kind=int, nargs="+")
+    variants: tuple = setting(tuple(VARIANTS), f"variants (rows): {', '.join(VARIANTS)} (or their 0-based numbers)",
                               nargs="+")
+    encoders: tuple = setting(("stgcn",), "train.py --encoder of every cell: stgcn, gru, transformer", nargs="+")
+    pair_noise: tuple = setting((0.0,), "train.py --pair_noise of every cell: fractions of broken pairs",
+                                kind=float, nargs="+")
+    reference: str = setting("", "the variant paired differences are taken against (default: infonce when run, "
+                             "else the first variant)")
     train_args: str = setting("", "more train.py flags for every run, one string (e.g. \"--epochs 100\")")
     out: str = setting("", "output folder; default runs/ablation-<dataset>-<split>")
 
 
-def run_variant(config: AblationConfig, name: str, seed: int) -> dict:
+def run_cell(config: AblationConfig, variant: str, encoder: str, noise: float, seed: int, baseline: bool) -> dict:
     """metrics.json of one train.py run (made now unless the folder holds a finished one)."""
-    out = Path(config.out) / f"{list(VARIANTS).index(name)}-seed{seed}"
+    out = Path(config.out) / f"{variant}-{encoder}-noise{noise:g}-seed{seed}"
     if not (out / "metrics.json").is_file():
-        baseline = ["--baseline"] if name == "C2VL" else ["--no-baseline"]  # the random-init row, once per seed
         argv = ["--dataset", config.dataset, "--split", config.split, "--data-root", config.data_root,
-                "--seed", str(seed), "--out", str(out), *baseline, *VARIANTS[name], *shlex.split(config.train_args)]
-        print(f"\n=== {name}, seed {seed}: python train.py {shlex.join(argv)}", file=sys.stderr, flush=True)
+                "--seed", str(seed), "--out", str(out), "--encoder", encoder, "--pair_noise", str(noise),
+                "--baseline" if baseline else "--no-baseline", *VARIANTS[variant][1], *shlex.split(config.train_args)]
+        print(f"\n=== {VARIANTS[variant][0]}, {encoder}, pair noise {noise:g}, seed {seed}: python train.py "
+              f"{shlex.join(argv)}", file=sys.stderr, flush=True)
         if out.exists():  # an unfinished run: start it again (its checkpoint may be from a killed evaluation)
             for stale in out.glob("checkpoint_*.pt"):
                 stale.unlink()
@@ -71,53 +88,116 @@ def run_variant(config: AblationConfig, name: str, seed: int) -> dict:
     return json.loads((out / "metrics.json").read_text())
 
 
-def summarise(runs: dict[str, list[dict]]) -> dict[str, dict[str, tuple[float, float] | None]]:
-    """{row: {metric: (mean, sample std over seeds (n - 1; 0 for one seed)) or None}}; the random-init row from the
-    C2VL runs' baselines."""
-    rows = dict(runs)
-    if "C2VL" in runs:
-        rows[BASELINE] = [{k: m[f"random_init_{k}"] for k in METRICS if f"random_init_{k}" in m} for m in runs["C2VL"]]
-    return {name: {k: mean_std(v) if len(v := [m[k] for m in ms if k in m]) == len(ms) else None for k in METRICS}
-            for name, ms in rows.items()}
-
-
 def mean_std(values) -> tuple[float, float]:
     """(mean, sample standard deviation (n - 1), 0 for one value): the one spread every table of the project shows."""
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
-def markdown(table: dict, config: AblationConfig) -> str:
+def paired_difference(a, b) -> tuple[float, float, bool]:
+    """Mean of the per-seed differences a - b, its standard error (sample std / sqrt n), and whether the 95 %
+    confidence interval (Student's t, n - 1 degrees of freedom) leaves out 0: the difference stands above the spread."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if len(d) < 2:
+        return float(d.mean()), float("nan"), False
+    se = float(d.std(ddof=1) / np.sqrt(len(d)))
+    t = T_975.get(len(d) - 1, 1.96)
+    return float(d.mean()), se, bool(abs(d.mean()) > t * se)
+
+
+def summarise(runs: dict) -> dict:
+    """runs {(variant, encoder, noise): [metrics per seed]} -> {row key: {metric: (mean, std) or None}}, plus one
+    random-init row per encoder (key (BASELINE, encoder, None)) from the runs that evaluated it."""
+    rows = dict(runs)
+    for (variant, encoder, noise), ms in runs.items():
+        with_baseline = [{k: m[f"random_init_{k}"] for k in METRICS if f"random_init_{k}" in m} for m in ms]
+        if all(with_baseline) and (BASELINE, encoder, None) not in rows:
+            rows[(BASELINE, encoder, None)] = with_baseline
+    return {key: {k: mean_std(v) if len(v := [m[k] for m in ms if k in m]) == len(ms) else None for k in METRICS}
+            for key, ms in rows.items()}
+
+
+def differences(runs: dict, reference: str) -> dict:
+    """{(variant, encoder, noise): {metric: (mean difference, SE, stands above the spread) or None}} against the
+    reference variant's runs of the same encoder, noise and seeds."""
+    out = {}
+    for (variant, encoder, noise), ms in runs.items():
+        base = runs.get((reference, encoder, noise))
+        if variant == reference or base is None:
+            continue
+        out[(variant, encoder, noise)] = {
+            k: paired_difference([m[k] for m in ms], [m[k] for m in base])
+            if all(k in m for m in ms + base) else None for k in METRICS}
+    return out
+
+
+def row_name(key) -> str:
+    variant, encoder, noise = key
+    name = VARIANTS[variant][0] if variant in VARIANTS else variant
+    return name + (f", {encoder}" if encoder != "stgcn" else "") + (f", pair noise {noise:g}" if noise else "")
+
+
+def markdown(table: dict, diffs: dict, config: AblationConfig, reference: str) -> str:
     seeds = ", ".join(map(str, config.seeds))
     lines = [f"Ablation on {config.dataset} {config.split}: mean ± sample std (n - 1) over seeds {seeds} (top-1 %)"
              + (f", train.py flags `{config.train_args}`" if config.train_args else ""), "",
              "| run | flags | " + " | ".join(METRICS.values()) + " |", "|---|---|" + "---:|" * len(METRICS)]
-    for name, row in table.items():
-        flags = "`" + " ".join(VARIANTS[name]) + "`" if VARIANTS.get(name) else "" if name in VARIANTS else "–"
+    for key, row in table.items():
+        flags = VARIANTS[key[0]][1] if key[0] in VARIANTS else None
+        flags = ("`" + " ".join(flags) + "`" if flags else "") if flags is not None else "–"
         cells = ["–" if row[k] is None else f"{row[k][0]:.1f} ± {row[k][1]:.1f}" for k in METRICS]
-        lines.append(f"| {name} | {flags} | " + " | ".join(cells) + " |")
+        lines.append(f"| {row_name(key)} | {flags} | " + " | ".join(cells) + " |")
+    if diffs:
+        lines += ["", f"Paired differences to {VARIANTS[reference][0]} (same seed, encoder and noise): mean ± standard "
+                  "error; ✓ = the 95 % confidence interval leaves out 0 (the difference stands above the seed spread), "
+                  "· = within the spread.", "",
+                  "| run | " + " | ".join(METRICS.values()) + " |", "|---|" + "---:|" * len(METRICS)]
+        for key, row in diffs.items():
+            cells = ["–" if row[k] is None else f"{row[k][0]:+.1f} ± {row[k][1]:.1f} {'✓' if row[k][2] else '·'}"
+                     for k in METRICS]
+            lines.append(f"| {row_name(key)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def plot(table: dict, path: Path) -> None:
-    """Grouped bars, one group per metric, with the std over seeds as error bars."""
+    """With one noise level: grouped bars, one group per metric, the sample std as error bars. With several: one
+    panel per metric against the fraction of broken pairs, one line per variant (and encoder), the spread shaded."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from utils.files import atomic_path
-    fig, ax = plt.subplots(figsize=(11, 4.5))
-    width = 0.8 / len(table)
-    for i, (name, row) in enumerate(table.items()):
-        x = [j + (i - (len(table) - 1) / 2) * width for j in range(len(METRICS))]
-        means = [row[k][0] if row[k] else np.nan for k in METRICS]
-        stds = [row[k][1] if row[k] else 0.0 for k in METRICS]
-        ax.bar(x, means, width, yerr=stds, capsize=2, label=name)
-    ax.set_xticks(range(len(METRICS)), list(METRICS.values()))
-    ax.set_ylabel("top-1 (%)")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    noises = sorted({key[2] for key in table if key[2] is not None})
+    if len(noises) > 1:
+        fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 3.6))
+        lines = sorted({(variant, encoder) for variant, encoder, noise in table if noise is not None},
+                       key=lambda line: list(VARIANTS).index(line[0]))
+        for ax, (k, label) in zip(axes, METRICS.items()):
+            for variant, encoder in lines:
+                points = [(p, table[(variant, encoder, p)][k]) for p in noises
+                          if (variant, encoder, p) in table and table[(variant, encoder, p)][k]]
+                if not points:
+                    continue
+                p, stats = zip(*points)
+                mean, std = np.array([s[0] for s in stats]), np.array([s[1] for s in stats])
+                ax.plot(p, mean, "o-", label=row_name((variant, encoder, 0.0)))
+                ax.fill_between(p, mean - std, mean + std, alpha=0.2)
+            ax.set(xlabel="fraction of broken skeleton-prompt pairs p", ylabel=f"{label} (%)", title=label)
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=7)
+    else:
+        fig, ax = plt.subplots(figsize=(11, 4.5))
+        width = 0.8 / len(table)
+        for i, (key, row) in enumerate(table.items()):
+            x = [j + (i - (len(table) - 1) / 2) * width for j in range(len(METRICS))]
+            means = [row[k][0] if row[k] else np.nan for k in METRICS]
+            stds = [row[k][1] if row[k] else 0.0 for k in METRICS]
+            ax.bar(x, means, width, yerr=stds, capsize=2, label=row_name(key))
+        ax.set_xticks(range(len(METRICS)), list(METRICS.values()))
+        ax.set_ylabel("top-1 (%), mean ± sample std over seeds")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+        fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
 
 
@@ -126,18 +206,26 @@ def main(argv: Sequence[str] | None = None) -> None:
                                                    formatter_class=argparse.RawDescriptionHelpFormatter),
                            AblationConfig)
     config = from_args(AblationConfig, parser.parse_args(argv))
-    names = list(VARIANTS)
-    if any(not 0 <= v < len(names) for v in config.variants):
-        parser.error(f"--variants are row numbers 0..{len(names) - 1}: " + "; ".join(
-            f"{i} {n}" for i, n in enumerate(names)))
+    keys = list(VARIANTS)
+    variants = [keys[int(v)] if v.isdigit() and int(v) < len(keys) else v for v in config.variants]
+    if unknown := [v for v in variants if v not in VARIANTS]:
+        parser.error(f"unknown --variants {unknown}; choose from: " + "; ".join(
+            f"{i} {k} ({VARIANTS[k][0]})" for i, k in enumerate(keys)))
+    reference = config.reference or ("infonce" if "infonce" in variants else variants[0])
+    if reference not in variants:
+        parser.error(f"--reference {reference} is not among --variants {variants}")
     config.out = config.out or f"runs/ablation-{config.dataset}-{config.split}"
-    runs = {names[v]: [run_variant(config, names[v], seed) for seed in config.seeds] for v in config.variants}
-    table = summarise(runs)
+    with_baseline = "c2vl" if "c2vl" in variants else variants[0]  # the random-init row: once per encoder and seed
+    runs = {(v, e, p): [run_cell(config, v, e, p, seed, v == with_baseline and p == config.pair_noise[0])
+                        for seed in config.seeds]
+            for e in config.encoders for p in config.pair_noise for v in variants}
+    table, diffs = summarise(runs), differences(runs, reference)
     out = Path(config.out)
-    write_text(out / "ablation.md", markdown(table, config))
+    text = markdown(table, diffs, config, reference)
+    write_text(out / "ablation.md", text)
     plot(table, out / "ablation.png")
-    print(markdown(table, config))
-    print(f"outputs in {out}: ablation.md, ablation.png, one train.py run folder per variant and seed")
+    print(text)
+    print(f"outputs in {out}: ablation.md, ablation.png, one train.py run folder per cell and seed")
 
 
 if __name__ == "__main__":
