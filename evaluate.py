@@ -96,6 +96,10 @@ class EvalConfig:
     linear_epochs: int = setting(100, "(E1) epochs; lr x 0.1 after 80 %% of them (docs/method.md §9)")
     linear_lr: float = setting(3.0, "(E1) SGD learning rate")
     linear_batch_size: int = setting(128, "(E1) batch")
+    linear_norm: str = setting("auto", "(E1) the features the linear layer sees: none (as extracted, AimCLR's "
+                               "protocol) | standard (each dimension standardised by the training features' mean and "
+                               "std, MAE's and MAMP's BatchNorm without affine) | auto (standard for the Transformer, "
+                               "as MAMP; none for ST-GCN and the GRU, as their references)", ("auto", "none", "standard"))
     knn_k: str = setting("1,10,20", "(E2) neighbour counts, comma list")
     semi_fractions: str = setting("0.01,0.1", "labelled fractions per class, comma list, each in (0, 1]")
     semi_seeds: str = setting("0,1,2", "one label subset and fine-tuning run per seed, comma list")
@@ -230,6 +234,15 @@ def linear_evaluation(train_feats, train_labels, test_feats, test_labels, num_cl
     evaluated = [acc for e, acc in history if e % eval_every == 0] or [history[-1][1]]
     return dict(top1=history[-1][1], top1_best=max(evaluated), top5=topk_accuracy(scores, test_labels, 5),
                 history=history, predictions=scores.argmax(dim=1).cpu())
+
+
+def standardize(train_feats, test_feats, eps=1e-6):
+    """x <- (x - mu) / sigma per dimension, mu and sigma of the training features: the linear probe of MAE and MAMP (a
+    BatchNorm without affine before the linear layer), with the statistics of the whole training split. The
+    Transformer's features are LayerNorm outputs whose dimensions vary ~100x less than their common offset; with
+    them as they are, the SGD lr of AimCLR's protocol (3.0) cannot separate them."""
+    mu, sigma = train_feats.mean(dim=0), train_feats.std(dim=0) + eps  # (d,), (d,)
+    return (train_feats - mu) / sigma, (test_feats - mu) / sigma
 
 
 def knn_predict(train_feats, train_labels, test_feats, ks=(1, 10, 20), temperature=KNN_TEMPERATURE, chunk=1024,
@@ -430,14 +443,18 @@ def run_evaluation(config: EvalConfig) -> dict:
     clock.lap("embedding")
     if "linear" in protocols:
         epochs = config.linear_epochs
+        # Reconstruction: each encoder probed as in its reference code (MAMP standardises); alternative: --linear_norm.
+        norm = config.linear_norm if config.linear_norm != "auto" else (
+            "standard" if metrics["architecture"] == "transformer" else "none")
+        x_train, x_test = standardize(train_feats, test_feats) if norm == "standard" else (train_feats, test_feats)
         # Reconstruction: the demo averages the probe over seeds (its own randomness is ~1 point of top-1 there);
         # alternative: --linear_seeds 1, the field's single run.
-        runs = [linear_evaluation(train_feats, train_labels, test_feats, test_labels, C, epochs=epochs,
+        runs = [linear_evaluation(x_train, train_labels, x_test, test_labels, C, epochs=epochs,
                                   lr=config.linear_lr, batch_size=config.linear_batch_size,
                                   milestones=(max(1, round(0.8 * epochs)),), seed=config.seed + k, device=device)
                 for k in range(config.linear_seeds)]
         linear = runs[0]  # its predictions and history for the pictures
-        metrics.update(linear_top1=float(np.mean([r["top1"] for r in runs])),
+        metrics.update(linear_norm=norm, linear_top1=float(np.mean([r["top1"] for r in runs])),
                        linear_top1_best=float(np.mean([r["top1_best"] for r in runs])),
                        linear_top5=float(np.mean([r["top5"] for r in runs])),
                        linear_top1_seeds=[r["top1"] for r in runs], linear_history=linear["history"],

@@ -440,3 +440,26 @@ def test_train_py_checkpoints_evaluate_exactly_like_its_encoder_pt_and_heads_pt(
     for name in ("checkpoint_last.pt", "config.json"):
         (interrupted / name).write_bytes((run / name).read_bytes())
     assert metrics(interrupted / "checkpoint_last.pt", "linear,knn,zeroshot", "alone") == final
+
+
+def test_standardize_uses_the_training_features_statistics_per_dimension():
+    train = torch.randn(50, 4, dtype=torch.float64) * torch.tensor([1.0, 2.0, 3.0, 4.0]) + 5
+    test = torch.randn(7, 4, dtype=torch.float64)
+    a, b = evaluate.standardize(train, test, eps=0.0)
+    mu, sigma = train.mean(0), train.std(0)
+    assert torch.allclose(a, (train - mu) / sigma) and torch.allclose(b, (test - mu) / sigma)
+    assert torch.allclose(a.mean(0), torch.zeros(4, dtype=torch.float64), atol=1e-12)
+
+
+def test_features_with_a_large_offset_need_standardizing_and_auto_does_it_for_the_transformer(tmp_path):
+    """Transformer-like features (a common offset ~100x their spread): the raw probe at lr 3.0 stays near chance,
+    the standardised one separates them; evaluate.py picks standard for a Transformer checkpoint by itself."""
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(60) % 3
+    feats = 0.8 + 0.005 * (torch.nn.functional.one_hot(labels, 16).float() + 0.3 * torch.randn(60, 16, generator=g))
+    raw = evaluate.linear_evaluation(feats, labels, feats, labels, 3, epochs=20, seed=0)
+    std = evaluate.linear_evaluation(*evaluate.standardize(feats, feats)[:1], labels, evaluate.standardize(feats, feats)[1],
+                                     labels, 3, epochs=20, seed=0)
+    assert std["top1"] == 100.0 and raw["top1"] < std["top1"]
+    config = evaluate.EvalConfig(encoder="x.pt")
+    assert config.linear_norm == "auto"

@@ -266,7 +266,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def _pretrain_process(rank, world, port, root, out, pooling, pair_noise="0"):
+def _pretrain_process(rank, world, port, root, out, pooling, pair_noise="0", encoder="stgcn"):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
@@ -274,7 +274,8 @@ def _pretrain_process(rank, world, port, root, out, pooling, pair_noise="0"):
                                                "--frames", "16", "--batch-size", "8", "--epochs", "1",
                                                "--max-steps", "1", "--optimizer", "sgd", "--monitor-every", "0",
                                                "--lr", "0.1", "--device", "cpu", "--pooling", pooling,
-                                               "--pretrained", "none", "--pair_noise", pair_noise])  # tiny caches
+                                               "--pretrained", "none", "--pair_noise", pair_noise,
+                                               "--encoder", encoder])  # tiny caches
     try:
         device, rank, world = train.setup_distributed(config.device)
         train.pretrain(config, distill_config, device, rank, world)
@@ -283,23 +284,25 @@ def _pretrain_process(rank, world, port, root, out, pooling, pair_noise="0"):
             torch.distributed.destroy_process_group()
 
 
-@pytest.mark.parametrize("pooling, pair_noise", [("mean", "0"), ("sample", "0"), ("mean", "0.5")])
-def test_two_gloo_processes_train_like_one_process_on_the_global_batch(tiny_root, tmp_path, pooling, pair_noise):
+@pytest.mark.parametrize("pooling, pair_noise, encoder", [("mean", "0", "stgcn"), ("sample", "0", "stgcn"),
+                                                           ("mean", "0.5", "stgcn"), ("mean", "0", "gru"),
+                                                           ("mean", "0", "transformer")])
+def test_two_gloo_processes_train_like_one_process_on_the_global_batch(tiny_root, tmp_path, pooling, pair_noise,
+                                                                       encoder):
     """One optimiser step on a global batch of 8: 2 processes x 4 samples (DDP, the loss over the global batch,
     BatchNorm over the global batch) give the weights of 1 process x 8 samples. One step, because ST-GCN's small
     BatchNorm variances amplify float rounding over further steps (and SGD, because Adam would turn the rounding
     of the zero gradients of biases before BatchNorm into steps of +-lr)."""
     one, two = tmp_path / "one", tmp_path / "two"
     # with pair noise, every process breaks the same pairs (a function of the seed): the weights agree only then
-    torch.multiprocessing.spawn(_pretrain_process, args=(1, free_port(), str(tiny_root), str(one), pooling, pair_noise),
-                                nprocs=1)
-    torch.multiprocessing.spawn(_pretrain_process, args=(2, free_port(), str(tiny_root), str(two), pooling, pair_noise),
-                                nprocs=2)
+    for out, world in ((one, 1), (two, 2)):
+        torch.multiprocessing.spawn(_pretrain_process, nprocs=world,
+                                    args=(world, free_port(), str(tiny_root), str(out), pooling, pair_noise, encoder))
     state_one = torch.load(one / "checkpoint_last.pt", weights_only=True)
     state_two = torch.load(two / "checkpoint_last.pt", weights_only=True)
     torch.manual_seed(0)
     initial = train.C2VLModel("quarter", state_one["model"]["heads.language.net.3.weight"].shape[0],
-                              ("vision", "language")).state_dict()
+                              ("vision", "language"), encoder, frames=16).state_dict()
     moved = 0
     for key, value in state_one["model"].items():
         if value.is_floating_point() and "running" not in key:
@@ -308,7 +311,7 @@ def test_two_gloo_processes_train_like_one_process_on_the_global_batch(tiny_root
             # step: 2 processes add the gradient in another order); the losses below agree to 1e-6.
             assert (step_two - step_one).norm() <= 2e-3 * step_one.norm() + 1e-5, key
             moved += int(step_one.norm() > 0)
-    assert moved > 100  # the step did change the weights
+    assert moved > (100 if encoder == "stgcn" else 10)  # the step did change the weights
     torch.testing.assert_close(state_two["loss_fn"]["log_logit_scale"], state_one["loss_fn"]["log_logit_scale"])
     assert state_two["history"][0]["loss"] == pytest.approx(state_one["history"][0]["loss"], rel=1e-6)
 
@@ -624,3 +627,38 @@ def test_the_real_preset_takes_the_reference_init_the_demo_pytorch_defaults():
     gru = train.C2VLModel("quarter", 16, ["vision"], encoder="gru", init="reference")
     head = gru.heads["vision"].net[0].weight
     assert abs(head.std() - 0.02) < 2e-3 and not gru.heads["vision"].net[0].bias.any()  # the heads: N(0, 0.02)
+
+
+@pytest.mark.parametrize("encoder", ["gru", "transformer"])
+def test_each_encoder_trains_resumes_exactly_and_evaluates_every_protocol_without_being_named(tiny_root, tmp_path,
+                                                                                              encoder):
+    flags = ["--data-root", str(tiny_root), *TINY, "--encoder", encoder, "--epochs", "2", "--linear-epochs", "2"]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    result = run_train([*flags, "--out", str(whole)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((whole / "metrics.json").read_text())
+    assert metrics["architecture"] == encoder and "random_init_knn_top1_k20" in metrics  # its own random init
+    assert metrics["linear_norm"] == ("standard" if encoder == "transformer" else "none")
+    assert torch.load(whole / "heads.pt", weights_only=True)["encoder"] == encoder
+    evaluated = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), "--encoder", str(whole / "encoder.pt"),
+                                "--dataset", "demo", "--split", "xsub", "--data-root", str(tiny_root),
+                                "--protocols", "linear,knn,semi,zeroshot", "--linear-epochs", "2", "--semi-epochs", "1",
+                                "--semi-seeds", "0", "--semi-fractions", "0.5", "--out", str(tmp_path / "eval")],
+                               capture_output=True, text=True, cwd=ROOT)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert report["architecture"] == encoder and report["frames"] == 16
+    assert {"linear_top1", "knn_top1_k20", "zero_shot_top1"} <= set(report) and "semi" in json.dumps(report)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *flags, "--no-baseline", "--out",
+                                str(killed)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (killed / "checkpoint_last.pt").is_file() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "encoder.pt").exists(), "the run finished before it could be killed"
+    assert run_train(["--resume", str(killed)]).returncode == 0
+    a, b = torch.load(whole / "encoder.pt", weights_only=True), torch.load(killed / "encoder.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert epoch_records(killed) == epoch_records(whole)
