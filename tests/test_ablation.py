@@ -45,6 +45,10 @@ def test_table_is_mean_and_std_over_seeds_with_the_random_init_row(tmp_path):
     assert "| C2VL |  | 62.0 ± 1.0 | 53.0 ± 2.0 | 21.0 ± 1.0 |" in text
     assert "| C2VL, vision prompts only | `--modalities vision` | 61.0 ± 1.0 | 52.0 ± 2.0 | – |" in text
     assert "| C2VL, vision prompts only | -1.0 ± 0.0 ✓ | -1.0 ± 0.0 ✓ | – |" in text
+    # and every run that evaluated the random-init encoder, against it, seed by seed: 61..63 - 70; 51..55 - 55..57
+    assert diffs[("c2vl", "stgcn", 0.0, ablation.BASELINE)]["linear_top1"][:2] == pytest.approx((-8.0, 1 / np.sqrt(3)))
+    assert "Paired differences to the random-init encoder" in text
+    assert "| C2VL | -8.0 ± 0.6 ✓ | -3.0 ± 0.6 ✓ | – |" in text
     ablation.plot(table, tmp_path / "ablation.png")
     assert (tmp_path / "ablation.png").stat().st_size > 0
 

@@ -118,26 +118,34 @@ def summarise(runs: dict) -> dict:
 
 def differences(runs: dict, reference: str) -> dict:
     """{(variant, encoder, noise): {metric: (mean difference, SE, stands above the spread) or None}} against the
-    reference variant's runs of the same encoder, noise and seeds."""
+    reference variant's runs of the same encoder, noise and seeds; and, for the runs that evaluated it, against the
+    random-init encoder of the same seed (key (variant, encoder, noise, BASELINE))."""
     out = {}
     for (variant, encoder, noise), ms in runs.items():
         base = runs.get((reference, encoder, noise))
-        if variant == reference or base is None:
-            continue
-        out[(variant, encoder, noise)] = {
-            k: paired_difference([m[k] for m in ms], [m[k] for m in base])
-            if all(k in m for m in ms + base) else None for k in METRICS}
+        if variant != reference and base is not None:
+            out[(variant, encoder, noise)] = {
+                k: paired_difference([m[k] for m in ms], [m[k] for m in base])
+                if all(k in m for m in ms + base) else None for k in METRICS}
+    for (variant, encoder, noise), ms in runs.items():
+        if all(f"random_init_{k}" in m for m in ms for k in ("linear_top1", "knn_top1_k20")):
+            out[(variant, encoder, noise, BASELINE)] = {
+                k: paired_difference([m[k] for m in ms], [m[f"random_init_{k}"] for m in ms])
+                if all(f"random_init_{k}" in m for m in ms) else None for k in METRICS}
     return out
 
 
-def row_name(key) -> str:
-    variant, encoder, noise = key
+def row_name(key, every_encoder: bool = False) -> str:
+    """"C2VL, gru, pair noise 0.2"; ST-GCN, the default encoder, is named only in tables of several encoders."""
+    variant, encoder, noise = key[:3]
     name = VARIANTS[variant][0] if variant in VARIANTS else variant
-    return name + (f", {encoder}" if encoder != "stgcn" else "") + (f", pair noise {noise:g}" if noise else "")
+    shown = every_encoder or encoder != "stgcn"
+    return name + (f", {encoder}" if shown else "") + (f", pair noise {noise:g}" if noise else "")
 
 
 def markdown(table: dict, diffs: dict, config: AblationConfig, reference: str) -> str:
     seeds = ", ".join(map(str, config.seeds))
+    every_encoder = len({key[1] for key in table}) > 1
     lines = [f"Ablation on {config.dataset} {config.split}: mean ± sample std (n - 1) over seeds {seeds} (top-1 %)"
              + (f", train.py flags `{config.train_args}`" if config.train_args else ""), "",
              "| run | flags | " + " | ".join(METRICS.values()) + " |", "|---|---|" + "---:|" * len(METRICS)]
@@ -145,16 +153,18 @@ def markdown(table: dict, diffs: dict, config: AblationConfig, reference: str) -
         flags = VARIANTS[key[0]][1] if key[0] in VARIANTS else None
         flags = ("`" + " ".join(flags) + "`" if flags else "") if flags is not None else "–"
         cells = ["–" if row[k] is None else f"{row[k][0]:.1f} ± {row[k][1]:.1f}" for k in METRICS]
-        lines.append(f"| {row_name(key)} | {flags} | " + " | ".join(cells) + " |")
-    if diffs:
-        lines += ["", f"Paired differences to {VARIANTS[reference][0]} (same seed, encoder and noise): mean ± standard "
-                  "error; ✓ = the 95 % confidence interval leaves out 0 (the difference stands above the seed spread), "
-                  "· = within the spread.", "",
-                  "| run | " + " | ".join(METRICS.values()) + " |", "|---|" + "---:|" * len(METRICS)]
-        for key, row in diffs.items():
+        lines.append(f"| {row_name(key, every_encoder)} | {flags} | " + " | ".join(cells) + " |")
+    for against, rows in ((VARIANTS[reference][0], {k: v for k, v in diffs.items() if len(k) == 3}),
+                          ("the random-init encoder", {k: v for k, v in diffs.items() if len(k) == 4})):
+        if not rows:
+            continue
+        lines += ["", f"Paired differences to {against} (same seed, encoder and noise): mean ± standard error; ✓ = the "
+                  "95 % confidence interval leaves out 0 (the difference stands above the seed spread), · = within "
+                  "the spread.", "", "| run | " + " | ".join(METRICS.values()) + " |", "|---|" + "---:|" * len(METRICS)]
+        for key, row in rows.items():
             cells = ["–" if row[k] is None else f"{row[k][0]:+.1f} ± {row[k][1]:.1f} {'✓' if row[k][2] else '·'}"
                      for k in METRICS]
-            lines.append(f"| {row_name(key)} | " + " | ".join(cells) + " |")
+            lines.append(f"| {row_name(key, every_encoder)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -167,6 +177,7 @@ def plot(table: dict, path: Path) -> None:
 
     from utils.files import atomic_path
     noises = sorted({key[2] for key in table if key[2] is not None})
+    every_encoder = len({key[1] for key in table}) > 1
     if len(noises) > 1:
         fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 3.6))
         lines = sorted({(variant, encoder) for variant, encoder, noise in table if noise is not None},
@@ -179,7 +190,7 @@ def plot(table: dict, path: Path) -> None:
                     continue
                 p, stats = zip(*points)
                 mean, std = np.array([s[0] for s in stats]), np.array([s[1] for s in stats])
-                ax.plot(p, mean, "o-", label=row_name((variant, encoder, 0.0)))
+                ax.plot(p, mean, "o-", label=row_name((variant, encoder, 0.0), every_encoder))
                 ax.fill_between(p, mean - std, mean + std, alpha=0.2)
             ax.set(xlabel="fraction of broken skeleton-prompt pairs p", ylabel=f"{label} (%)", title=label)
             ax.grid(alpha=0.3)
@@ -191,7 +202,7 @@ def plot(table: dict, path: Path) -> None:
             x = [j + (i - (len(table) - 1) / 2) * width for j in range(len(METRICS))]
             means = [row[k][0] if row[k] else np.nan for k in METRICS]
             stds = [row[k][1] if row[k] else 0.0 for k in METRICS]
-            ax.bar(x, means, width, yerr=stds, capsize=2, label=row_name(key))
+            ax.bar(x, means, width, yerr=stds, capsize=2, label=row_name(key, every_encoder))
         ax.set_xticks(range(len(METRICS)), list(METRICS.values()))
         ax.set_ylabel("top-1 (%), mean ± sample std over seeds")
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
