@@ -221,7 +221,7 @@ def catalogue_markdown(measured: dict | None = None) -> str:
              "| lab setting | -0.7 ± 2.9 | -1.4 ± 1.3 | -4.8 ± 4.7 |", "",
              "Both: no difference above the seed spread (the lab's numbers are 3-8 points lower: 8 epochs). The "
              "other experiments (13-17, 19) were measured in the lab setting only; their full-demo runs (drop "
-             "`--train-args`, about 4 min a run) have not been made yet, so their agreement is not shown.", ""]
+             "`--train-args`, about 3 min a run) have not been made yet, so their agreement is not shown.", ""]
     for kind, heading in (("implement", "Implement"), ("experiment", "Experiment: predict, run, explain"),
                           ("extend", "Extend")):
         lines += [f"## {heading}", ""]
