@@ -90,6 +90,20 @@ def run_train(args, cwd=ROOT):
                           env=env, cwd=cwd)
 
 
+def kill_at_first_checkpoint(args, out):
+    """Start `train.py args --out out`, SIGKILL it as soon as checkpoint_last.pt exists (mid-way through epoch 2)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args, "--out", str(out)], env=env, cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (out / "checkpoint_last.pt").is_file() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert (out / "checkpoint_last.pt").is_file()
+    assert not (out / "encoder.pt").exists(), "the run finished before it could be killed"
+
+
 def epoch_records(run):
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     return [{k: v for k, v in r.items() if k != "samples_per_s"} for r in records]
@@ -152,17 +166,7 @@ def test_resume_after_sigkill_ends_with_the_same_weights_and_metrics(full_run, t
     (the reference run, --input auto = loader on a CPU)."""
     reference, _ = full_run
     out = tmp_path / "killed"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "--data-root", str(tiny_root),
-                                "--out", str(out), *TINY, "--input", batches], env=env, cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (out / "checkpoint_last.pt").is_file() and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)  # mid-way through epoch 2
-    process.wait()
-    assert (out / "checkpoint_last.pt").is_file()
-    assert not (out / "encoder.pt").exists(), "the run finished before it could be killed"
+    kill_at_first_checkpoint(["--data-root", str(tiny_root), *TINY, "--input", batches], out)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     result = run_train(["--resume", str(out)], cwd=elsewhere)  # everything comes from the run's config.json
@@ -187,15 +191,7 @@ def test_resume_with_broken_pairs_breaks_the_same_pairs(tiny_root, tmp_path):
     flags = ["--data-root", str(tiny_root), *TINY, "--pair_noise", "0.5", "--no-baseline", "--linear-epochs", "1"]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert run_train([*flags, "--out", str(whole)]).returncode == 0
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *flags, "--out", str(killed)], env=env,
-                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (killed / "checkpoint_last.pt").is_file() and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not (killed / "encoder.pt").exists(), "the run finished before it could be killed"
+    kill_at_first_checkpoint(flags, killed)
     assert run_train(["--resume", str(killed)]).returncode == 0
     a, b = torch.load(whole / "encoder.pt", weights_only=True), torch.load(killed / "encoder.pt", weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -649,15 +645,7 @@ def test_each_encoder_trains_resumes_exactly_and_evaluates_every_protocol_withou
     report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert report["architecture"] == encoder and report["frames"] == 16
     assert {"linear_top1", "knn_top1_k20", "zero_shot_top1"} <= set(report) and "semi" in json.dumps(report)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *flags, "--no-baseline", "--out",
-                                str(killed)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (killed / "checkpoint_last.pt").is_file() and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not (killed / "encoder.pt").exists(), "the run finished before it could be killed"
+    kill_at_first_checkpoint([*flags, "--no-baseline"], killed)
     assert run_train(["--resume", str(killed)]).returncode == 0
     a, b = torch.load(whole / "encoder.pt", weights_only=True), torch.load(killed / "encoder.pt", weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a)
