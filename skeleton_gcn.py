@@ -196,3 +196,11 @@ def reference_init(module):
     elif isinstance(module, nn.modules.batchnorm._BatchNorm):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
+
+
+def orthogonal_init(module):
+    """Every convolution's weight, flattened to (C_out, C_in * kernel), an orthogonal matrix; biases 0 (Saxe et al.)."""
+    if isinstance(module, nn.Conv2d):
+        nn.init.orthogonal_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)

@@ -36,7 +36,7 @@ import data
 import evaluate
 import prompts
 from distill import C2VLLoss, DistillConfig, ProjectionHead, alpha_schedule
-from skeleton_gcn import reference_init
+from skeleton_gcn import orthogonal_init, reference_init
 from utils.batches import GlobalBatchSampler, TrainSetupError, epoch_seed, make_batches
 from utils.checkpoints import CheckpointMismatchError, read_checkpoint
 from utils.config import add_arguments, check_choices, fill_unset, from_args, preset_table, setting
@@ -105,7 +105,8 @@ class TrainConfig:
     init: str | None = setting(None, "initialisation of the encoder and heads: reference (the field's training "
                                "code, ST-GCN's and AimCLR's weights_init: conv and linear weights N(0, 0.02), BatchNorm "
                                "weights N(1, 0.02), biases 0; the GRU's and Transformer's own in their files) | pytorch "
-                               "(PyTorch's defaults)", ("reference", "pytorch"), str)
+                               "(PyTorch's defaults) | orthogonal (ST-GCN's convolutions orthogonal, biases 0; the rest "
+                               "PyTorch's defaults)", ("reference", "pytorch", "orthogonal"), str)
     grad_clip: float = setting(1.0, "largest L2 norm of the encoder and heads' gradient, rescaled above it (0: off)")
     logit_scale_lr: float = setting(1e-4, "Adam learning rate of the logit scale s = log t, 1 <= t <= 100 (0: t fixed)")
     collapse_patience: int = setting(3, "stop when the loss sits at chance (ln N) or t at 1 for this many epochs "
@@ -148,6 +149,8 @@ class C2VLModel(nn.Module):
             # Transformer keep the initialisations of their reference code, applied in their files: only the heads
             # take this one.
             (self if encoder == "stgcn" else self.heads).apply(reference_init)
+        if init == "orthogonal" and encoder == "stgcn":  # not a preset: the demo's spread study (docs/training.md)
+            self.encoder.apply(orthogonal_init)
 
     def forward(self, x):  # x (B, 3, T, 25, 2)
         feature = self.encoder(x)  # (B, d) = f(X)

@@ -5,7 +5,7 @@ import torch
 
 from bench.bench_stgcn import as_graph_first, graph_first_conv
 from evaluate import build_encoder
-from skeleton_gcn import NTU_EDGES_1BASED, STGCN, Graph, SpatialGraphConv, reference_init
+from skeleton_gcn import NTU_EDGES_1BASED, STGCN, Graph, SpatialGraphConv, orthogonal_init, reference_init
 from utils.checkpoints import CheckpointMismatchError, load_checkpoint
 
 SPINE_BASE, SPINE_MID, SHOULDER_LEFT, ELBOW_LEFT, WRIST_LEFT, HAND_LEFT = 0, 1, 4, 5, 6, 7
@@ -304,3 +304,18 @@ def test_reference_init_draws_the_field_weights_init():
     gammas = torch.cat([m.weight for m in bns])
     assert abs(gammas.mean() - 1) < 5e-3 and abs(gammas.std() - 0.02) < 5e-3  # N(1, 0.02)
     assert not torch.cat([m.bias for m in bns]).any()
+
+
+def test_orthogonal_init_makes_every_convolution_an_orthogonal_matrix():
+    torch.manual_seed(0)
+    model = STGCN(size="quarter")
+    model.apply(orthogonal_init)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 10 * 2 + 3  # a graph and a temporal conv per block, three 1x1 residual convs
+    for conv in convs:
+        W = conv.weight.detach().flatten(1).double()  # (C_out, C_in * kernel)
+        gram = W @ W.T if W.shape[0] <= W.shape[1] else W.T @ W  # the smaller Gram matrix is the identity
+        assert torch.allclose(gram, torch.eye(len(gram), dtype=torch.float64), atol=1e-5), conv
+        assert not conv.bias.any()
+    bn = model.data_bn.weight
+    assert torch.equal(bn, torch.ones_like(bn))  # BatchNorm keeps PyTorch's defaults

@@ -620,6 +620,10 @@ def test_the_real_preset_takes_the_reference_init_the_demo_pytorch_defaults():
     model = train.C2VLModel("quarter", 16, ["vision"], init="reference")
     bn = model.encoder.data_bn.weight
     assert abs(bn.mean() - 1) < 0.01 and bn.std() > 0.005  # N(1, 0.02), not PyTorch's ones
+    orthogonal = train.C2VLModel("quarter", 16, ["vision"], init="orthogonal")
+    W = orthogonal.encoder.st_gcn_networks[1].tcn[2].weight.detach().flatten(1).double()  # (16, 16 * 9)
+    assert torch.allclose(W @ W.T, torch.eye(16, dtype=torch.float64), atol=1e-5)  # the encoder's convs orthogonal
+    assert orthogonal.heads["vision"].net[0].bias.any()  # the heads keep PyTorch's defaults
     gru = train.C2VLModel("quarter", 16, ["vision"], encoder="gru", init="reference")
     head = gru.heads["vision"].net[0].weight
     assert abs(head.std() - 0.02) < 2e-3 and not gru.heads["vision"].net[0].bias.any()  # the heads: N(0, 0.02)
