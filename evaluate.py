@@ -48,7 +48,7 @@ from skeleton_transformer import SkeletonTransformer
 from utils.checkpoints import CheckpointMismatchError, encoder_part, load_checkpoint, state_of
 from utils.config import add_arguments, check_choices, from_args, setting
 from utils.distributed import DEVICES, resolve_device
-from utils.files import write_json
+from utils.files import save_npz, write_json
 from utils.plots import plot_confusion, plot_embedding
 from utils.runs import Stopwatch, load_heads, pretraining_info
 from utils.scores import (average_precision, confusion_matrix, coverage, per_class_accuracy, reach_line,
@@ -267,10 +267,13 @@ def knn_predict(train_feats, train_labels, test_feats, ks=(1, 10, 20), temperatu
 
 
 def knn_evaluation(train_feats, train_labels, test_feats, test_labels, ks=(1, 10, 20),
-                   temperature=KNN_TEMPERATURE, device="cpu") -> dict:
-    """{"knn_top1_k1": %, "knn_top1_k10": %, ...}; k larger than the training set uses all of it."""
+                   temperature=KNN_TEMPERATURE, device="cpu", predictions_out=None) -> dict:
+    """{"knn_top1_k1": %, "knn_top1_k10": %, ...}; k larger than the training set uses all of it. A dict given as
+    predictions_out receives {"knn_k1": (N_test,) array, ...}."""
     predictions = knn_predict(train_feats, train_labels, test_feats, ks, temperature, device=device)
     test_labels = test_labels.cpu().long()
+    if predictions_out is not None:
+        predictions_out.update({f"knn_k{k}": p.numpy() for k, p in predictions.items()})
     return {f"knn_top1_k{k}": 100.0 * (p == test_labels).float().mean().item() for k, p in predictions.items()}
 
 
@@ -441,6 +444,7 @@ def run_evaluation(config: EvalConfig) -> dict:
     clock.lap("features")
     plot_embedding(test_feats, test_labels, names, out / "embedding.png", seed=config.seed)  # PCA and t-SNE
     clock.lap("embedding")
+    predicted = {"labels": test_labels.numpy()}  # per test sample: tools/ablation.py splits a seed spread with them
     if "linear" in protocols:
         epochs = config.linear_epochs
         # Reconstruction: each encoder probed as in its reference code (MAMP standardises); alternative: --linear_norm.
@@ -454,6 +458,7 @@ def run_evaluation(config: EvalConfig) -> dict:
                                   milestones=(max(1, round(0.8 * epochs)),), seed=config.seed + k, device=device)
                 for k in range(config.linear_seeds)]
         linear = runs[0]  # its predictions and history for the pictures
+        predicted["linear"] = linear["predictions"].numpy()
         metrics.update(linear_norm=norm, linear_top1=float(np.mean([r["top1"] for r in runs])),
                        linear_top1_best=float(np.mean([r["top1_best"] for r in runs])),
                        linear_top5=float(np.mean([r["top5"] for r in runs])),
@@ -464,7 +469,8 @@ def run_evaluation(config: EvalConfig) -> dict:
         clock.lap("linear")
     if "knn" in protocols:
         ks = _comma_list(int, config.knn_k, "knn-k")
-        metrics.update(knn_evaluation(train_feats, train_labels, test_feats, test_labels, ks, device=device))
+        metrics.update(knn_evaluation(train_feats, train_labels, test_feats, test_labels, ks, device=device,
+                                      predictions_out=predicted))
         clock.lap("knn")
     if "semi" in protocols:
         metrics.update(semi_supervised(encoder.state_dict(), encoder.size, train_set, test_set, C,
@@ -476,12 +482,14 @@ def run_evaluation(config: EvalConfig) -> dict:
     if "zeroshot" in protocols:
         shot = zero_shot(clip_embeddings(test_feats, heads, modality), text, test_labels)
         predictions = shot.pop("predictions")
+        predicted["zero_shot"] = predictions.cpu().numpy()
         metrics.update(shot, zero_shot_head=modality, zero_shot_clip=clip,
                        zero_shot_per_class=dict(zip(names, per_class_accuracy(predictions, test_labels, C))))
         plot_confusion(confusion_matrix(predictions, test_labels, C), names, out / "confusion_zero_shot.png",
                        title=f"zero-shot ({modality} head), {target}")
         clock.lap("zeroshot")
     metrics["seconds"] = clock.total()
+    save_npz(out / "predictions.npz", **predicted)
     write_json(out / "metrics.json", metrics)
     return metrics
 

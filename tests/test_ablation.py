@@ -1,5 +1,6 @@
 """tools/ablation.py: the variants are train.py flags, the table is mean +- sample std over seeds, paired differences
 carry their standard error and verdict, finished runs are reused."""
+import itertools
 import json
 
 import numpy as np
@@ -93,3 +94,44 @@ def test_bad_variant_numbers_list_the_variants(capsys):
     with pytest.raises(SystemExit):
         ablation.main(["--variants", "12"])
     assert "0 infonce (CLIP InfoNCE" in capsys.readouterr().err
+
+
+def test_test_set_part_is_the_bootstrap_spread_of_accuracy_differences_split_between_the_two_runs():
+    """Checked against every resample of 4 test samples (4^4 equally likely): the variance over them of the
+    difference of two runs' accuracies, averaged over the pairs of runs, halved."""
+    import itertools
+    correct = [np.array(c, dtype=float) for c in ([1, 1, 0, 1], [1, 0, 0, 1], [0, 1, 1, 1])]
+    variances = []
+    for a, b in itertools.combinations(correct, 2):
+        diffs = [np.mean([a[i] - b[i] for i in resample]) for resample in itertools.product(range(4), repeat=4)]
+        variances.append(np.var(diffs))
+    assert ablation.test_set_part(correct) == pytest.approx(100 * np.sqrt(np.mean(variances) / 2))
+    assert ablation.test_set_part([correct[0], correct[0]]) == 0.0  # the same mistakes: no test-set part
+
+
+def test_the_table_gives_the_test_set_part_where_the_runs_wrote_their_predictions(tmp_path):
+    labels = np.arange(20) % 5
+    runs = {}
+    for variant in ("infonce", "c2vl"):
+        runs[(variant, "stgcn", 0.0)] = []
+        for seed in (0, 1, 2):
+            folder = tmp_path / f"{variant}-{seed}"
+            wrong = np.zeros(20, dtype=bool)
+            wrong[seed::4] = True  # each seed wrong on its own five samples
+            for where in (folder, folder / "random_init"):
+                where.mkdir(parents=True)
+                np.savez(where / "predictions.npz", labels=labels, linear=np.where(wrong, (labels + 1) % 5, labels),
+                         knn_k20=labels)
+            runs[(variant, "stgcn", 0.0)].append({**fake_metrics(seed), "run_folder": str(folder)})
+    parts = ablation.test_set_parts(runs)
+    c = [(~np.isin(np.arange(20), np.arange(s, 20, 4))).astype(float) for s in (0, 1, 2)]
+    expected = 100 * np.sqrt(np.mean([np.var(a - b) / 20 for a, b in itertools.combinations(c, 2)]) / 2)
+    assert parts[("c2vl", "stgcn", 0.0)]["linear_top1"] == pytest.approx(expected)
+    assert parts[("c2vl", "stgcn", 0.0)]["knn_top1_k20"] == 0.0  # every run right everywhere
+    assert parts[("c2vl", "stgcn", 0.0)]["zero_shot_top1"] is None  # no zero-shot predictions written
+    assert (ablation.BASELINE, "stgcn", None) in parts
+    text = ablation.markdown(ablation.summarise(runs), ablation.differences(runs, "infonce"),
+                             ablation.AblationConfig(), "infonce", parts)
+    assert "the part the finite test set explains" in text and f"| C2VL | {expected:.1f} | 0.0 | – |" in text
+    (tmp_path / "c2vl-2" / "predictions.npz").unlink()  # a run from before predictions.npz: no part for its row
+    assert ("c2vl", "stgcn", 0.0) not in ablation.test_set_parts(runs)

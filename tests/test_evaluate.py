@@ -315,6 +315,11 @@ def test_cli_on_a_tiny_split_writes_metrics_per_class_accuracy_confusion_and_emb
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert metrics["chance_top1"] == pytest.approx(100 / C) and metrics["classes_trained"] == C
     assert f"chance {100 / C:.1f} %; training part covers {C} classes, test part {C}" in result.stdout
+    predicted = np.load(out / "predictions.npz")  # per test sample: what tools/ablation.py splits a spread with
+    right = {k: 100 * (predicted[k] == predicted["labels"]).mean() for k in ("knn_k20", "zero_shot", "linear")}
+    assert right["knn_k20"] == pytest.approx(metrics["knn_top1_k20"])
+    assert right["zero_shot"] == pytest.approx(metrics["zero_shot_top1"])
+    assert right["linear"] == pytest.approx(metrics["linear_top1_seeds"][0])  # the first probe's
 
 
 def test_zero_shot_with_a_clip_checkpoint_that_is_not_there_names_pretrained_which_evaluate_takes(tmp_path,

@@ -14,11 +14,13 @@ Writes <out>/ablation.md and ablation.png: per cell the mean and the sample stan
 linear top-1, kNN-20 and zero-shot top-1 (%); the random-init encoder per encoder; and every variant's paired
 difference to the reference variant (same seed, encoder and noise), its standard error, and whether it stands above
 the spread: whether the 95 % confidence interval of the mean paired difference (Student's t, n - 1 degrees of
-freedom) leaves out 0.
+freedom) leaves out 0. Where the runs wrote predictions.npz (evaluate.py), also the part of each std that the
+finite test set explains (`test_set_part`): a larger test set can shrink that part and no more.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shlex
@@ -50,6 +52,7 @@ VARIANTS = {
     "tau": ("C2VL, τ_t 0.2", ["--tau_t", "0.2"]),
 }
 METRICS = {"linear_top1": "linear top-1", "knn_top1_k20": "kNN-20", "zero_shot_top1": "zero-shot top-1"}
+PREDICTIONS = {"linear_top1": "linear", "knn_top1_k20": "knn_k20", "zero_shot_top1": "zero_shot"}  # in predictions.npz
 BASELINE = "random init"
 T_975 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}  # Student's t, 97.5 %
 
@@ -85,7 +88,7 @@ def run_cell(config: AblationConfig, variant: str, encoder: str, noise: float, s
             for stale in out.glob("checkpoint_*.pt"):
                 stale.unlink()
         train.main(argv)
-    return json.loads((out / "metrics.json").read_text())
+    return {**json.loads((out / "metrics.json").read_text()), "run_folder": str(out)}
 
 
 def mean_std(values) -> tuple[float, float]:
@@ -116,6 +119,33 @@ def summarise(runs: dict) -> dict:
             for key, ms in rows.items()}
 
 
+def test_set_part(correct) -> float:
+    """The part (%) of a seed std that the finite test set explains, from the runs' per-sample results c_i (n,)
+    (1 where run i is right): sqrt(mean over pairs i < j of Var(c_i - c_j) / n / 2). Two runs' accuracies on the same
+    n samples differ by mean(c_i - c_j), which varies by Var(c_i - c_j) / n from one test set of n to another even
+    when the runs are equally good; each run carries half of it."""
+    pairs = [np.var(np.asarray(a, float) - np.asarray(b, float)) / len(a) for a, b in itertools.combinations(correct, 2)]
+    return 100.0 * float(np.sqrt(np.mean(pairs) / 2)) if pairs else float("nan")
+
+
+def test_set_parts(runs: dict) -> dict:
+    """{row key: {metric: test_set_part or None}} for the rows whose runs all wrote predictions.npz (the random-init
+    rows from each run's random_init/ folder)."""
+    folders = {key: [Path(m["run_folder"]) for m in ms if "run_folder" in m] for key, ms in runs.items()}
+    for (variant, encoder, noise), ms in runs.items():
+        if all("random_init_linear_top1" in m for m in ms) and (BASELINE, encoder, None) not in folders:
+            folders[(BASELINE, encoder, None)] = [f / "random_init" for f in folders[(variant, encoder, noise)]]
+    parts = {}
+    for key, paths in folders.items():
+        if len(paths) < 2 or len(paths) != len(runs.get(key, paths)) or not all(
+                (p / "predictions.npz").is_file() for p in paths):
+            continue
+        arrays = [np.load(p / "predictions.npz") for p in paths]
+        parts[key] = {k: test_set_part([a[name] == a["labels"] for a in arrays])
+                      if all(name in a for a in arrays) else None for k, name in PREDICTIONS.items()}
+    return parts
+
+
 def differences(runs: dict, reference: str) -> dict:
     """{(variant, encoder, noise): {metric: (mean difference, SE, stands above the spread) or None}} against the
     reference variant's runs of the same encoder, noise and seeds; and, for the runs that evaluated it, against the
@@ -143,7 +173,7 @@ def row_name(key, every_encoder: bool = False) -> str:
     return name + (f", {encoder}" if shown else "") + (f", pair noise {noise:g}" if noise else "")
 
 
-def markdown(table: dict, diffs: dict, config: AblationConfig, reference: str) -> str:
+def markdown(table: dict, diffs: dict, config: AblationConfig, reference: str, parts: dict | None = None) -> str:
     seeds = ", ".join(map(str, config.seeds))
     every_encoder = len({key[1] for key in table}) > 1
     lines = [f"Ablation on {config.dataset} {config.split}: mean ± sample std (n - 1) over seeds {seeds} (top-1 %)"
@@ -154,6 +184,14 @@ def markdown(table: dict, diffs: dict, config: AblationConfig, reference: str) -
         flags = ("`" + " ".join(flags) + "`" if flags else "") if flags is not None else "–"
         cells = ["–" if row[k] is None else f"{row[k][0]:.1f} ± {row[k][1]:.1f}" for k in METRICS]
         lines.append(f"| {row_name(key, every_encoder)} | {flags} | " + " | ".join(cells) + " |")
+    if parts:
+        lines += ["", "Of each std above, the part the finite test set explains (`test_set_part`: √(mean over seed "
+                  "pairs of Var(c_i − c_j) / n / 2), c = 1 where a run is right; linear: each run's first probe); "
+                  "the rest is the runs' own and a larger test set would not shrink it.", "",
+                  "| run | " + " | ".join(METRICS.values()) + " |", "|---|" + "---:|" * len(METRICS)]
+        for key, row in parts.items():
+            cells = ["–" if row[k] is None else f"{row[k]:.1f}" for k in METRICS]
+            lines.append(f"| {row_name(key, every_encoder)} | " + " | ".join(cells) + " |")
     for against, rows in ((VARIANTS[reference][0], {k: v for k, v in diffs.items() if len(k) == 3}),
                           ("the random-init encoder", {k: v for k, v in diffs.items() if len(k) == 4})):
         if not rows:
@@ -232,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             for e in config.encoders for p in config.pair_noise for v in variants}
     table, diffs = summarise(runs), differences(runs, reference)
     out = Path(config.out)
-    text = markdown(table, diffs, config, reference)
+    text = markdown(table, diffs, config, reference, test_set_parts(runs))
     write_text(out / "ablation.md", text)
     plot(table, out / "ablation.png")
     print(text)

@@ -3,7 +3,7 @@
 - `atomic_path`: every file the project writes goes through it (temporary file in the same folder, then
   `move_into_place`), so a kill at any moment leaves the old file or the new one, never half of one; a file
   written over a long time (prompts.py's resumable cache) is finished with `move_into_place` itself;
-- `write_text`, `write_json`, `save_torch`, `save_figure`: the usual writes, made atomic;
+- `write_text`, `write_json`, `save_torch`, `save_figure`, `save_npz`: the usual writes, made atomic;
 - `refuse_to_overwrite`: a split is replaced only with --force;
 - `file_sha256`: what a file holds (prompts.py: is a cache still the encoding of this checkpoint file?);
 - `safe_load_pickle`: pickles of plain containers and numpy arrays only (loading a pickle can run code);
@@ -104,6 +104,14 @@ def save_torch(obj, path) -> Path:
     import torch
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+    return Path(path)
+
+
+def save_npz(path, **arrays) -> Path:
+    """np.savez of named arrays, atomically (the temporary name keeps the .npz ending numpy insists on)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
     return Path(path)
 
 
