@@ -131,14 +131,15 @@ def test_set_part(correct) -> float:
 def test_set_parts(runs: dict) -> dict:
     """{row key: {metric: test_set_part or None}} for the rows whose runs all wrote predictions.npz (the random-init
     rows from each run's random_init/ folder)."""
-    folders = {key: [Path(m["run_folder"]) for m in ms if "run_folder" in m] for key, ms in runs.items()}
+    folders = {key: [Path(m["run_folder"]) for m in ms] for key, ms in runs.items()
+               if all("run_folder" in m for m in ms)}
     for (variant, encoder, noise), ms in runs.items():
-        if all("random_init_linear_top1" in m for m in ms) and (BASELINE, encoder, None) not in folders:
+        if ((variant, encoder, noise) in folders and all("random_init_linear_top1" in m for m in ms)
+                and (BASELINE, encoder, None) not in folders):
             folders[(BASELINE, encoder, None)] = [f / "random_init" for f in folders[(variant, encoder, noise)]]
     parts = {}
     for key, paths in folders.items():
-        if len(paths) < 2 or len(paths) != len(runs.get(key, paths)) or not all(
-                (p / "predictions.npz").is_file() for p in paths):
+        if len(paths) < 2 or not all((p / "predictions.npz").is_file() for p in paths):
             continue
         arrays = [np.load(p / "predictions.npz") for p in paths]
         parts[key] = {k: test_set_part([a[name] == a["labels"] for a in arrays])
