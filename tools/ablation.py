@@ -107,14 +107,21 @@ def paired_difference(a, b) -> tuple[float, float, bool]:
     return float(d.mean()), se, bool(abs(d.mean()) > t * se)
 
 
+def baseline_sources(runs: dict) -> dict:
+    """{(BASELINE, encoder, None): the first row key whose every run evaluated the random-init encoder}, per encoder."""
+    sources = {}
+    for (variant, encoder, noise), ms in runs.items():
+        if all(any(f"random_init_{k}" in m for k in METRICS) for m in ms):
+            sources.setdefault((BASELINE, encoder, None), (variant, encoder, noise))
+    return sources
+
+
 def summarise(runs: dict) -> dict:
     """runs {(variant, encoder, noise): [metrics per seed]} -> {row key: {metric: (mean, std) or None}}, plus one
     random-init row per encoder (key (BASELINE, encoder, None)) from the runs that evaluated it."""
     rows = dict(runs)
-    for (variant, encoder, noise), ms in runs.items():
-        with_baseline = [{k: m[f"random_init_{k}"] for k in METRICS if f"random_init_{k}" in m} for m in ms]
-        if all(with_baseline) and (BASELINE, encoder, None) not in rows:
-            rows[(BASELINE, encoder, None)] = with_baseline
+    for row, source in baseline_sources(runs).items():
+        rows[row] = [{k: m[f"random_init_{k}"] for k in METRICS if f"random_init_{k}" in m} for m in runs[source]]
     return {key: {k: mean_std(v) if len(v := [m[k] for m in ms if k in m]) == len(ms) else None for k in METRICS}
             for key, ms in rows.items()}
 
@@ -133,10 +140,9 @@ def test_set_parts(runs: dict) -> dict:
     rows from each run's random_init/ folder)."""
     folders = {key: [Path(m["run_folder"]) for m in ms] for key, ms in runs.items()
                if all("run_folder" in m for m in ms)}
-    for (variant, encoder, noise), ms in runs.items():
-        if ((variant, encoder, noise) in folders and all("random_init_linear_top1" in m for m in ms)
-                and (BASELINE, encoder, None) not in folders):
-            folders[(BASELINE, encoder, None)] = [f / "random_init" for f in folders[(variant, encoder, noise)]]
+    for row, source in baseline_sources(runs).items():
+        if source in folders:
+            folders[row] = [f / "random_init" for f in folders[source]]
     parts = {}
     for key, paths in folders.items():
         if len(paths) < 2 or not all((p / "predictions.npz").is_file() for p in paths):

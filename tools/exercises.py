@@ -183,8 +183,8 @@ CATALOGUE = (
                       "9.3 -> 1.4, the pretrained C2VL's 3-seed std 1.9 -> 2.6 linear, 3.4 -> 1.8 kNN-20 (InfoNCE 3.9 "
                       "-> 4.1, 3.9 -> 3.1). The table's test-set part says how much of each std 540 test samples "
                       "explain (1.5 of about 3.5 there). **The untrained lottery sits in ST-GCN's first block; the "
-                      "pretrained spread is the pretraining's own.** Then run it again with OMP_NUM_THREADS=2 and another --out "
-                      "and compare the means: which conclusions keep their sign?"),
+                      "pretrained spread is the pretraining's own.** Then run it again with OMP_NUM_THREADS=2 and "
+                      "another --out and compare the means: which conclusions keep their sign?"),
     Exercise(21, "extend", "A soft target of your own", "docs/method.md §4, §6",
              expected="Write it in soft_targets.py as a pure function with its equation in the docstring; give it a "
                       "value of DistillConfig.inter (distill.py) and a branch in distill.batch_targets; test that "
