@@ -38,15 +38,18 @@ KINECT_COLOR = (1081.37, 959.5, 539.5)  # focal length and principal point of th
 KINECT_DEPTH = (365.5, 255.5, 211.5)    # ... and of the 512x424 depth camera
 _DEMO_SETUPS = {1: (1.00, 3.0, -2.0), 2: (1.25, 3.4, -5.0), 3: (0.85, 2.7, -1.0)}  # camera height, distance, pitch
 _DEMO_CAMERA_YAW = {1: 0.0, 2: 45.0, 3: -45.0}  # NTU's three cameras at 0 and +-45 degrees
-_DEMO_FACING = {1: 15.0, 2: -15.0}  # the performer turns towards one side in each replication
+_DEMO_FACING = {1: 15.0, 2: -15.0, 3: 5.0, 4: -5.0}  # the performer turns towards one side in each replication
 _DEMO_SECONDS = (2.6, 2.6, 3.2, 2.4, 2.6, 2.6, 2.4, 2.4, 3.0, 2.8, 2.4, 3.0, 3.4, 2.4, 2.4)  # at speed 1
 
 
-def demo_names() -> list[str]:
-    """All demo sample names, sorted: 12 subjects x 3 cameras x 2 replications x 15 actions = 1080."""
+def demo_names(replications: int = DEMO_REPLICATIONS) -> list[str]:
+    """All demo sample names, sorted: 12 subjects x 3 cameras x 2 replications x 15 actions = 1080 (a world of 4
+    replications, `python demo/world.py --replications 4`, holds these and 1080 more)."""
+    if replications not in _DEMO_FACING:
+        raise ValueError(f"the demo world has 1 to {len(_DEMO_FACING)} replications, not {replications}")
     return sorted(f"S{_demo_setup(p):03d}C{c:03d}P{p:03d}R{r:03d}A{a:03d}"
                   for p in range(1, DEMO_SUBJECTS + 1) for c in range(1, DEMO_CAMERAS + 1)
-                  for r in range(1, DEMO_REPLICATIONS + 1) for a in range(1, len(DEMO_CLASSES) + 1))
+                  for r in range(1, replications + 1) for a in range(1, len(DEMO_CLASSES) + 1))
 
 
 def _demo_setup(subject: int) -> int:
@@ -244,18 +247,24 @@ def _write_demo_task(task) -> tuple[str, list[str]]:
     return name, answers
 
 
-def _demo_meta(seed: int) -> dict:
-    return {"version": DEMO_VERSION, "seed": seed, "samples": len(demo_names()), "classes": list(DEMO_CLASSES),
-            "frame_size": list(DEMO_FRAME_SIZE)}
+def _demo_meta(seed: int, replications: int) -> dict:
+    return {"version": DEMO_VERSION, "seed": seed, "replications": replications,
+            "samples": len(demo_names(replications)), "classes": list(DEMO_CLASSES), "frame_size": list(DEMO_FRAME_SIZE)}
 
 
-def prepare_demo(data_root="datasets", seed: int = 0, workers: int | None = None) -> Path:
+def prepare_demo(data_root="datasets", seed: int | None = None, replications: int | None = None,
+                 workers: int | None = None) -> Path:
     """Generate (if missing) the demo: raw `.skeleton` files in datasets/demo/raw/, the answers
     datasets/demo/demo_language.json ({name: [16 answers]}, C2VL's released format), and the xsub/xview splits
-    with their default training caches. Idempotent; byte-identical for the same seed."""
+    with their default training caches. Idempotent; byte-identical for the same seed and replications.
+    seed / replications None: those of the demo already in data_root (so a world made with `python demo/world.py
+    --seed 1 --replications 4` stays that world when train.py prepares its prompts), else 0 / DEMO_REPLICATIONS."""
     root = Path(data_root) / "demo"
     meta_path = root / "demo_meta.json"
-    meta = _demo_meta(seed)
+    on_disk = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    seed = on_disk.get("seed", 0) if seed is None else seed
+    replications = on_disk.get("replications", DEMO_REPLICATIONS) if replications is None else replications
+    meta = _demo_meta(seed, replications)
     ready = all((split_dir(data_root, "demo", s) / f"{p}_data.aimclr_T50.npy").is_file()
                 for s in DATASETS["demo"] for p in PARTS) and (root / "demo_language.json").is_file()
     if ready and meta_path.is_file() and json.loads(meta_path.read_text()) == meta:
@@ -264,7 +273,7 @@ def prepare_demo(data_root="datasets", seed: int = 0, workers: int | None = None
     meta_path.unlink(missing_ok=True)
     raw = root / "raw"
     raw.mkdir(parents=True, exist_ok=True)
-    names = demo_names()
+    names = demo_names(replications)
     for stale in set(p.stem for p in raw.glob("*.skeleton")) - set(names):  # from an older demo version
         (raw / f"{stale}.skeleton").unlink()
     answers = dict(parallel_map(_write_demo_task, [(raw, seed, n) for n in names], workers,
@@ -285,6 +294,8 @@ class DemoConfig:
     """Every setting of `python demo/world.py`; each field is a flag of the same name."""
     data_root: str = setting("datasets", "where datasets/demo/ is written")
     seed: int = setting(0, "seed of the demo world")
+    replications: int = setting(DEMO_REPLICATIONS, "performances per subject, camera and action (1-4); 4 doubles "
+                                "both parts (docs/training.md, the demo's seed spread)")
     workers: int | None = setting(None, "generator and parser processes (default: all cores)", kind=int)
 
 
@@ -292,7 +303,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python demo/world.py", description="generate the demo dataset "
                                      "(deterministic): raw .skeleton files, LLaVA-style answers, xsub and xview")
     config = from_args(DemoConfig, add_arguments(parser, DemoConfig).parse_args(argv))
-    print(prepare_demo(config.data_root, config.seed, config.workers))
+    print(prepare_demo(config.data_root, config.seed, config.replications, config.workers))
 
 
 if __name__ == "__main__":

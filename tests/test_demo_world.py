@@ -38,6 +38,36 @@ def test_demo_generation_is_fast_and_idempotent(demo):
     assert time.perf_counter() - started < 1.0 and cache.stat().st_mtime_ns == before
 
 
+def test_a_world_of_four_replications_holds_the_default_world_and_doubles_both_parts():
+    default, larger = world.demo_names(), world.demo_names(4)
+    assert len(larger) == 2160 and set(default) < set(larger)
+    assert {data.parse_ntu_name(n).replication for n in set(larger) - set(default)} == {3, 4}
+    for split, (n_train, n_val) in {"xsub": (1080, 1080), "xview": (1440, 720)}.items():
+        n = sum(data.ntu_is_train(name, "demo", split) for name in larger)
+        assert (n, len(larger) - n) == (n_train, n_val)
+    with pytest.raises(ValueError, match="1 to 4 replications"):
+        world.demo_names(5)
+
+
+def test_prepare_demo_keeps_the_world_on_disk_unless_told_otherwise(tmp_path, monkeypatch):
+    for split in data.DATASETS["demo"]:  # what prepare_demo checks for; a seed-1 world of 4 replications
+        for part in data.PARTS:
+            path = data.split_dir(tmp_path, "demo", split) / f"{part}_data.aimclr_T50.npy"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"")
+    (tmp_path / "demo" / "demo_language.json").write_text("{}")
+    (tmp_path / "demo" / "demo_meta.json").write_text(json.dumps(world._demo_meta(seed=1, replications=4)))
+
+    def regenerate(*args, **kwargs):
+        raise RuntimeError("regenerated")
+    monkeypatch.setattr(world, "parallel_map", regenerate)
+    assert world.prepare_demo(tmp_path) == tmp_path / "demo"  # what train.py and the prompts call: kept
+    assert world.prepare_demo(tmp_path, seed=1, replications=4) == tmp_path / "demo"
+    for other in (dict(seed=0), dict(replications=2)):
+        with pytest.raises(RuntimeError, match="regenerated"):
+            world.prepare_demo(tmp_path, **other)
+
+
 def test_demo_is_regenerated_identically_from_the_seed(demo):
     root, _ = demo
     answers = json.loads((root / "demo" / "demo_language.json").read_text())
