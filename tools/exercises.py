@@ -184,7 +184,11 @@ CATALOGUE = (
                       "-> 4.1, 3.9 -> 3.1). The table's test-set part says how much of each std 540 test samples "
                       "explain (1.5 of about 3.5 there). **The untrained lottery sits in ST-GCN's first block; the "
                       "pretrained spread is the pretraining's own.** Then run it again with OMP_NUM_THREADS=2 and "
-                      "another --out and compare the means: which conclusions keep their sign?"),
+                      "another --out and compare the means: which conclusions keep their sign? Last, a world with "
+                      "twice the pairs (python demo/world.py --replications 4 --data-root datasets-r4, then the "
+                      "ablation with --data-root datasets-r4 and --epochs 8 inside --train-args), seeds 0 1 2 and "
+                      "then 3 4: on the validation world its 3-seed stds (1.0-2.9) looked like the cure and its "
+                      "5-seed stds (2.6-5.4) were not. How many seeds does a std need?"),
     Exercise(21, "extend", "A soft target of your own", "docs/method.md §4, §6",
              expected="Write it in soft_targets.py as a pure function with its equation in the docstring; give it a "
                       "value of DistillConfig.inter (distill.py) and a branch in distill.batch_targets; test that "
