@@ -213,7 +213,7 @@ def test_info_lists_an_empty_or_unreadable_split_without_crashing(tmp_path, caps
 
 def test_demo_prints_its_folder_when_it_generates_it(tmp_path, monkeypatch, capsys):
     subset = world.demo_names()[::18]
-    monkeypatch.setattr(world, "demo_names", lambda: subset)
+    monkeypatch.setattr(world, "demo_names", lambda replications=world.DEMO_REPLICATIONS: subset)
     demo_world.main(["--data-root", str(tmp_path), "--workers", "2"])
     assert capsys.readouterr().out.strip() == str(tmp_path / "demo")
     assert len(data.load_split(tmp_path, "demo", "xsub", "train")) + len(
