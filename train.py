@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 from tqdm import tqdm
 
@@ -41,7 +40,8 @@ from utils.batches import GlobalBatchSampler, TrainSetupError, epoch_seed, make_
 from utils.checkpoints import CheckpointMismatchError, read_checkpoint
 from utils.config import add_arguments, check_choices, fill_unset, from_args, preset_table, setting
 from utils.diagnostics import prompt_health
-from utils.distributed import DEVICES, barrier, convert_global_batchnorm, resolve_device, setup_distributed
+from utils.distributed import (DEVICES, barrier, convert_global_batchnorm, resolve_device, setup_distributed,
+                               shutdown_distributed)
 from utils.files import save_torch, write_json
 from utils.pair_noise import break_pairs
 from utils.plots import plot_alpha_schedule, plot_curves, plot_soft_targets
@@ -490,8 +490,7 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        shutdown_distributed()
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from distill import C2VLLoss, DistillConfig
+from utils.distributed import shutdown_distributed
 
 WORLD, NUM, IN, D, EPOCHS = 2, 24, 10, 8, 2
 MODALITIES = ("vision", "language")
@@ -66,7 +67,7 @@ def _worker(rank, port, out_dir):
         records, loss_fn = train(rank, WORLD)
         torch.save({"records": records, "bank": loss_fn.bank.state_dict()}, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
-        dist.destroy_process_group()
+        shutdown_distributed()
 
 
 def free_port():

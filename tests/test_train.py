@@ -276,8 +276,7 @@ def _pretrain_process(rank, world, port, root, out, pooling, pair_noise="0", enc
         device, rank, world = train.setup_distributed(config.device)
         train.pretrain(config, distill_config, device, rank, world)
     finally:
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+        train.shutdown_distributed()
 
 
 @pytest.mark.parametrize("pooling, pair_noise, encoder", [("mean", "0", "stgcn"), ("sample", "0", "stgcn"),
