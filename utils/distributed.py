@@ -44,10 +44,10 @@ def setup_distributed(device_name):
 
 
 def shutdown_distributed():
-    """Destroy the process group, if any, after collecting garbage: with torch 2.13's gloo, objects in reference
-    cycles that hold finished collectives, freed only at interpreter exit after the group is gone, abort the process
-    (SIGABRT, "terminate called without an active exception") in 5-6 of 12 two-process runs of
-    tests/test_distributed_loss.py; collecting them first, 0 of 12."""
+    """Destroy the process group, if any, after collecting garbage. With torch 2.13's gloo, 5-6 of 12 two-process
+    runs of tests/test_distributed_loss.py aborted at interpreter exit (SIGABRT, "terminate called without an active
+    exception") when garbage in reference cycles was left for the exit to free; with gc.collect() first, 0 of 12
+    (which object holds the group's state was not found)."""
     if dist.is_initialized():
         gc.collect()
         dist.destroy_process_group()
