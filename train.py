@@ -158,7 +158,7 @@ class C2VLModel(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# One optimisation step, and the optimisers
+# One optimisation step, one epoch, and the optimisers
 # ----------------------------------------------------------------------------------------------------------------
 
 def train_step(net, loss_fn, optimizers, x, P, index, epoch, epochs, amp=False, grad_clip=0.0):
@@ -206,16 +206,39 @@ def make_optimizers(config, model, loss_fn):
     return optimizer, scale_optimizer, scheduler
 
 
+def train_epoch(config, net, loss_fn, optimizers, batches, modalities, epoch, rank, device, amp):
+    """One epoch of train_step over the sampler's batches. -> its record for metrics.jsonl: every diagnostic's mean
+    over the epoch's steps (a group's, such as the broken pairs', over its rows), epoch, lr and samples_per_s."""
+    generator = torch.Generator().manual_seed(epoch_seed(config.seed, epoch))  # pooling "sample" draws
+    sums, steps, seen, started = {}, 0, 0, time.perf_counter()
+    for x, prompt_rows, index in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=rank != 0):
+        P = {m: prompts.pool_prompts(prompt_rows[m], config.pooling, generator, config.batch_size,
+                                     rank * len(index)).to(device, non_blocking=True)
+             for m in modalities}  # {m: (B, D)}: P1, "sample" drawn for the global batch
+        info = train_step(net, loss_fn, optimizers, x, P, index.to(device, non_blocking=True), epoch, config.epochs,
+                          amp, config.grad_clip)
+        for k, v in info.items():  # the diagnostics are 0-d tensors: summed on the device, no wait per step
+            sums[k] = sums.get(k, 0) + v
+        steps += 1
+        seen += info["global_batch"]
+        if config.max_steps and steps >= config.max_steps:
+            break
+    # Reading the sums waits for the device, once per epoch and before the clock: samples_per_s counts every step.
+    record = {k: float(v) / steps for k, v in sums.items() if k != "global_batch"}
+    for k in [k[:-len("_sum")] for k in record if k.endswith("_sum")]:  # a group's mean over the epoch's rows
+        record[k] = record.pop(f"{k}_sum") / max(record.pop(f"{k}_count"), 1e-12)
+    record.update(epoch=epoch, lr=optimizers[0].param_groups[0]["lr"],
+                  samples_per_s=seen / (time.perf_counter() - started))
+    return record
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Pretraining
 # ----------------------------------------------------------------------------------------------------------------
 
-def pretrain(config, distill_config, device, rank, world):
-    """Pretrain f and the heads on the training part (M1-M12); writes the run folder. -> (model, modalities)."""
-    out = Path(config.out)
-    train_set = data.load_split(config.data_root, config.dataset, config.split, "train", config.frames,
-                                config.normalization)
-    modalities = prompt_modalities(config)
+def training_pairs(config, train_set, modalities, rank):
+    """The prompt features of the training part, with --pair_noise's broken pairs: -> features {m: (N, [K,] D)},
+    the indices of the samples that have prompts, and which of them are broken, (N,) bool."""
     features, present = load_prompt_caches(config, train_set.names, modalities)  # {m: (N, [K,] D)}, (N,)
     for warning in prompt_health(features) if rank == 0 else []:
         print(f"warning: {warning}", file=sys.stderr)
@@ -226,76 +249,7 @@ def pretrain(config, distill_config, device, rank, world):
     if len(indices) < len(train_set):
         print(f"training on the {len(indices)} of {len(train_set)} samples that have prompts (--allow-partial)",
               file=sys.stderr)
-    dim = next(iter(features.values())).shape[-1]
-
-    model = initial_model(config, dim, modalities).to(device)
-    loss_fn = C2VLLoss(distill_config, len(train_set), dim, modalities).to(device)  # t and the teacher bank
-    loss_fn.broken = torch.from_numpy(broken).to(device) if config.pair_noise else None
-    if world > 1 and config.sync_bn:
-        model = convert_global_batchnorm(model, device)
-    optimizer, scale_optimizer, scheduler = make_optimizers(config, model, loss_fn)
-    history, start, best = [], 1, -1.0  # a fresh run; --resume: every state of checkpoint_last.pt restored
-    if config.resume:
-        history, start, best = restore(Path(config.out) / "checkpoint_last.pt", model=model, loss_fn=loss_fn,
-                                       optimizer=optimizer, scale_optimizer=scale_optimizer, scheduler=scheduler)
-    if rank == 0:
-        start_run(out, {"train": asdict(config), "distill": asdict(distill_config), "modalities": list(modalities),
-                        "prompt_dim": dim, "world_size": world}, history)
-    net = torch.compile(model) if config.compile else model
-    if world > 1:
-        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-    sampler = GlobalBatchSampler(indices, config.batch_size, rank, world, config.seed)
-    loss_fn.bank.check_index(torch.tensor(indices))  # once, on the CPU: per step it would wait for the device
-    batches = make_batches(config, train_set, features, modalities, sampler, device)
-    amp = config.amp == "on" or (config.amp == "auto" and device.type == "cuda")
-
-    for epoch in tqdm(range(start, config.epochs + 1), desc="pretrain", unit="epoch", disable=rank != 0,
-                      initial=start - 1, total=config.epochs):
-        sampler.epoch = epoch
-        generator = torch.Generator().manual_seed(epoch_seed(config.seed, epoch))  # pooling "sample" draws
-        model.train()
-        loss_fn.train()
-        sums, steps, seen, started = {}, 0, 0, time.perf_counter()
-        for x, prompt_rows, index in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=rank != 0):
-            P = {m: prompts.pool_prompts(prompt_rows[m], config.pooling, generator, config.batch_size,
-                                         rank * len(index)).to(device, non_blocking=True)
-                 for m in modalities}  # {m: (B, D)}: P1, "sample" drawn for the global batch
-            info = train_step(net, loss_fn, (optimizer, scale_optimizer), x, P, index.to(device, non_blocking=True),
-                              epoch, config.epochs, amp, config.grad_clip)
-            for k, v in info.items():  # the diagnostics are 0-d tensors: summed on the device, no wait per step
-                sums[k] = sums.get(k, 0) + v
-            steps += 1
-            seen += info["global_batch"]
-            if config.max_steps and steps >= config.max_steps:
-                break
-        # Reading the sums waits for the device, once per epoch and before the clock: samples_per_s counts every step.
-        record = {k: float(v) / steps for k, v in sums.items() if k != "global_batch"}
-        for k in [k[:-len("_sum")] for k in record if k.endswith("_sum")]:  # a group's mean over the epoch's rows
-            record[k] = record.pop(f"{k}_sum") / max(record.pop(f"{k}_count"), 1e-12)
-        record.update(epoch=epoch, lr=optimizer.param_groups[0]["lr"],
-                      samples_per_s=seen / (time.perf_counter() - started))
-        scheduler.step()
-        if config.monitor_every and (epoch % config.monitor_every == 0 or epoch == config.epochs):
-            if rank == 0:
-                record["knn_top1"] = knn_monitor(model.encoder, train_set, device)
-            barrier()
-        history.append(record)
-        if rank == 0:
-            improved, best = record.get("knn_top1", -1.0) > best, max(best, record.get("knn_top1", -1.0))
-            end_epoch(out, record, {"epoch": epoch, "model": model.state_dict(), "loss_fn": loss_fn.state_dict(),
-                                    "optimizer": optimizer.state_dict(), "scale_optimizer": scale_optimizer.state_dict(),
-                                    "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
-                                    "history": history, "best": best}, improved)
-        barrier()
-        if message := collapse_message(history, config.batch_size, config.collapse_patience, modalities, config.lr,
-                                       config.grad_clip, config.logit_scale_lr):
-            raise TrainingCollapsedError(f"{message}\nThe last checkpoint is in {out}.")
-
-    if rank == 0:
-        save_model(config, model, loss_fn, modalities, dim, out)
-        plot_targets(config, model, loss_fn, train_set, features, modalities, device, out)
-    barrier()
-    return model, modalities
+    return features, indices, broken
 
 
 def initial_model(config, dim, modalities):
@@ -338,6 +292,67 @@ def plot_targets(config, model, loss_fn, train_set, features, modalities, device
     alpha = [alpha_schedule(e, config.epochs, distill_config.alpha_T, distill_config.alpha_schedule)
              for e in range(1, config.epochs + 1)]
     plot_alpha_schedule(out / "alpha_schedule.png", alpha, distill_config.alpha_T, distill_config.alpha_schedule)
+
+
+def pretrain(config, distill_config, device, rank, world):
+    """Pretrain f and the heads on the training part (M1-M12); writes the run folder. -> (model, modalities)."""
+    out = Path(config.out)
+    train_set = data.load_split(config.data_root, config.dataset, config.split, "train", config.frames,
+                                config.normalization)
+    modalities = prompt_modalities(config)
+    features, indices, broken = training_pairs(config, train_set, modalities, rank)  # {m: (N, [K,] D)}
+    dim = next(iter(features.values())).shape[-1]
+
+    model = initial_model(config, dim, modalities).to(device)
+    loss_fn = C2VLLoss(distill_config, len(train_set), dim, modalities).to(device)  # t and the teacher bank
+    loss_fn.broken = torch.from_numpy(broken).to(device) if config.pair_noise else None
+    if world > 1 and config.sync_bn:
+        model = convert_global_batchnorm(model, device)
+    optimizer, scale_optimizer, scheduler = make_optimizers(config, model, loss_fn)
+    history, start, best = [], 1, -1.0  # a fresh run; --resume: every state of checkpoint_last.pt restored
+    if config.resume:
+        history, start, best = restore(Path(config.out) / "checkpoint_last.pt", model=model, loss_fn=loss_fn,
+                                       optimizer=optimizer, scale_optimizer=scale_optimizer, scheduler=scheduler)
+    if rank == 0:
+        start_run(out, {"train": asdict(config), "distill": asdict(distill_config), "modalities": list(modalities),
+                        "prompt_dim": dim, "world_size": world}, history)
+    net = torch.compile(model) if config.compile else model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    sampler = GlobalBatchSampler(indices, config.batch_size, rank, world, config.seed)
+    loss_fn.bank.check_index(torch.tensor(indices))  # once, on the CPU: per step it would wait for the device
+    batches = make_batches(config, train_set, features, modalities, sampler, device)
+    amp = config.amp == "on" or (config.amp == "auto" and device.type == "cuda")
+
+    for epoch in tqdm(range(start, config.epochs + 1), desc="pretrain", unit="epoch", disable=rank != 0,
+                      initial=start - 1, total=config.epochs):
+        sampler.epoch = epoch
+        model.train()
+        loss_fn.train()
+        record = train_epoch(config, net, loss_fn, (optimizer, scale_optimizer), batches, modalities, epoch, rank,
+                             device, amp)
+        scheduler.step()
+        if config.monitor_every and (epoch % config.monitor_every == 0 or epoch == config.epochs):
+            if rank == 0:
+                record["knn_top1"] = knn_monitor(model.encoder, train_set, device)
+            barrier()
+        history.append(record)
+        if rank == 0:
+            improved, best = record.get("knn_top1", -1.0) > best, max(best, record.get("knn_top1", -1.0))
+            end_epoch(out, record, {"epoch": epoch, "model": model.state_dict(), "loss_fn": loss_fn.state_dict(),
+                                    "optimizer": optimizer.state_dict(), "scale_optimizer": scale_optimizer.state_dict(),
+                                    "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
+                                    "history": history, "best": best}, improved)
+        barrier()
+        if message := collapse_message(history, config.batch_size, config.collapse_patience, modalities, config.lr,
+                                       config.grad_clip, config.logit_scale_lr):
+            raise TrainingCollapsedError(f"{message}\nThe last checkpoint is in {out}.")
+
+    if rank == 0:
+        save_model(config, model, loss_fn, modalities, dim, out)
+        plot_targets(config, model, loss_fn, train_set, features, modalities, device, out)
+    barrier()
+    return model, modalities
 
 
 # ----------------------------------------------------------------------------------------------------------------
