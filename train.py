@@ -118,6 +118,8 @@ class TrainConfig:
     linear_seeds: int | None = setting(None, "linear classifiers from seeds seed .. seed + n - 1, their mean reported",
                                        kind=int)
     seed: int = setting(0, "seed of the initialisation, the batch order and the linear evaluation")
+    init_seed: int = setting(-1, "seed of the initialisation alone (-1: --seed); a fixed one with --seed varying "
+                             "separates the batch order's spread from the initialisation's (docs/training.md)")
     device: str = setting("auto", f"{DEVICES} (auto: cuda when available)")
     workers: int = setting(-1, "DataLoader workers per process (-1: 0 on CPU, 4 on GPU)", aliases=("num_workers",))
     input: str = setting("auto", "batches from the split kept on the device, one index per batch (resident), or "
@@ -253,8 +255,8 @@ def training_pairs(config, train_set, modalities, rank):
 
 
 def initial_model(config, dim, modalities):
-    """The model as pretraining starts it, from --seed; the random-init baseline is its encoder."""
-    torch.manual_seed(config.seed)
+    """The model as pretraining starts it, from --init-seed (else --seed); the random-init baseline is its encoder."""
+    torch.manual_seed(config.seed if config.init_seed < 0 else config.init_seed)
     return C2VLModel(config.size, dim, modalities, config.encoder, config.frames, config.init)
 
 

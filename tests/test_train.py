@@ -628,6 +628,16 @@ def test_the_real_preset_takes_the_reference_init_the_demo_pytorch_defaults():
     assert abs(head.std() - 0.02) < 2e-3 and not gru.heads["vision"].net[0].bias.any()  # the heads: N(0, 0.02)
 
 
+def test_init_seed_fixes_the_initialisation_and_leaves_the_rest_to_seed():
+    def initial(*flags):
+        config, _ = train.parse_args(["--no-baseline", *flags])
+        return config, train.initial_model(config, 16, ["vision"]).state_dict()
+    seed0, seed1, fixed = initial("--seed", "0"), initial("--seed", "1"), initial("--seed", "1", "--init-seed", "0")
+    assert fixed[0].seed == 1  # the batch order and the probes still follow --seed
+    assert all(torch.equal(fixed[1][k], seed0[1][k]) for k in seed0[1])  # the initialisation of seed 0
+    assert any(not torch.equal(seed1[1][k], seed0[1][k]) for k in seed0[1])
+
+
 @pytest.mark.parametrize("encoder", ["gru", "transformer"])
 def test_each_encoder_trains_resumes_exactly_and_evaluates_every_protocol_without_being_named(tiny_root, tmp_path,
                                                                                               encoder):
