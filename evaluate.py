@@ -245,6 +245,27 @@ def standardize(train_feats, test_feats, eps=1e-6):
     return (train_feats - mu) / sigma, (test_feats - mu) / sigma
 
 
+def linear_protocol(config, architecture, train_feats, train_labels, test_feats, test_labels, num_class, device):
+    """E1 as a run reports it: the mean of config.linear_seeds linear_evaluation probes (seeds seed .. seed + n - 1),
+    on standardised features for the Transformer. -> (its metrics, the first probe's run for the pictures)."""
+    epochs = config.linear_epochs
+    # Reconstruction: each encoder probed as in its reference code (MAMP standardises); alternative: --linear_norm.
+    norm = config.linear_norm if config.linear_norm != "auto" else (
+        "standard" if architecture == "transformer" else "none")
+    x_train, x_test = standardize(train_feats, test_feats) if norm == "standard" else (train_feats, test_feats)
+    # Reconstruction: the demo averages the probe over seeds (its own randomness is ~1 point of top-1 there);
+    # alternative: --linear_seeds 1, the field's single run.
+    runs = [linear_evaluation(x_train, train_labels, x_test, test_labels, num_class, epochs=epochs,
+                              lr=config.linear_lr, batch_size=config.linear_batch_size,
+                              milestones=(max(1, round(0.8 * epochs)),), seed=config.seed + k, device=device)
+            for k in range(config.linear_seeds)]
+    metrics = dict(linear_norm=norm, linear_top1=float(np.mean([r["top1"] for r in runs])),
+                   linear_top1_best=float(np.mean([r["top1_best"] for r in runs])),
+                   linear_top5=float(np.mean([r["top5"] for r in runs])),
+                   linear_top1_seeds=[r["top1"] for r in runs], linear_history=runs[0]["history"])
+    return metrics, runs[0]
+
+
 def knn_predict(train_feats, train_labels, test_feats, ks=(1, 10, 20), temperature=KNN_TEMPERATURE, chunk=1024,
                 device="cpu"):
     """(E2) predictions (N_test,) for each k: cosine neighbours, votes weighted by exp(similarity / tau)."""
@@ -446,23 +467,10 @@ def run_evaluation(config: EvalConfig) -> dict:
     clock.lap("embedding")
     predicted = {"labels": test_labels.numpy()}  # per test sample: tools/ablation.py splits a seed spread with them
     if "linear" in protocols:
-        epochs = config.linear_epochs
-        # Reconstruction: each encoder probed as in its reference code (MAMP standardises); alternative: --linear_norm.
-        norm = config.linear_norm if config.linear_norm != "auto" else (
-            "standard" if metrics["architecture"] == "transformer" else "none")
-        x_train, x_test = standardize(train_feats, test_feats) if norm == "standard" else (train_feats, test_feats)
-        # Reconstruction: the demo averages the probe over seeds (its own randomness is ~1 point of top-1 there);
-        # alternative: --linear_seeds 1, the field's single run.
-        runs = [linear_evaluation(x_train, train_labels, x_test, test_labels, C, epochs=epochs,
-                                  lr=config.linear_lr, batch_size=config.linear_batch_size,
-                                  milestones=(max(1, round(0.8 * epochs)),), seed=config.seed + k, device=device)
-                for k in range(config.linear_seeds)]
-        linear = runs[0]  # its predictions and history for the pictures
+        probes, linear = linear_protocol(config, metrics["architecture"], train_feats, train_labels, test_feats,
+                                         test_labels, C, device)
         predicted["linear"] = linear["predictions"].numpy()
-        metrics.update(linear_norm=norm, linear_top1=float(np.mean([r["top1"] for r in runs])),
-                       linear_top1_best=float(np.mean([r["top1_best"] for r in runs])),
-                       linear_top5=float(np.mean([r["top5"] for r in runs])),
-                       linear_top1_seeds=[r["top1"] for r in runs], linear_history=linear["history"],
+        metrics.update(probes,
                        linear_per_class=dict(zip(names, per_class_accuracy(linear["predictions"], test_labels, C))))
         plot_confusion(confusion_matrix(linear["predictions"], test_labels, C), names, out / "confusion_linear.png",
                        title=f"linear evaluation, {target}")
