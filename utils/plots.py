@@ -32,7 +32,7 @@ def plot_soft_targets(batch, path, max_samples=32):
             (batch.Y_intra[m], f"M4  $Y_{{intra}}^{{{v}}}$"),
             (batch.Y_inter[m][d], f"M9  $Y_{{inter}}^{{{pair}}}$ ({batch.inter})"),
             (batch.T[m][d], f"M10  $T^{{{pair}}}$ (α_e = {batch.alpha_e:.3f})"),
-            (batch.S[m][d].softmax(dim=1), f"student σ(S) {pair} (M1)"),
+            (batch.S[m][d].softmax(dim=1), f"student softmax(S) {pair} (M1)"),
         ]
         for c, (matrix, title) in enumerate(panels):
             ax = axes[r, c]

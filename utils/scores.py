@@ -76,5 +76,5 @@ def summary_table(metrics) -> str:
             lines.append(f"  {key}: {metrics[key]:.1f}")
     lines.append(f"  {reach_line(metrics)}")
     if metrics["dataset"] == "demo":
-        lines.append("  one draw (this seed, this machine); the demo's 3-seed means and their spread: README.md, The demo")
+        lines.append("  one draw (this seed, this machine); the demo's 3-seed means and their spread: docs/results.md")
     return "\n".join(lines)
