@@ -31,6 +31,7 @@ from soft_targets import (
     student_logits,
 )
 from prompts import MODALITIES
+from utils.checkpoints import upgrade_teacher_bank
 from utils.config import check_choices, setting
 from utils.distributed import gather_global_batch
 
@@ -163,10 +164,11 @@ class ProjectionHead(nn.Module):
 class TeacherBank(nn.Module):
     """(M5) Per-sample teacher embeddings Zt_m[i]: what the model produced for sample i in the previous epoch.
 
-    Buffers (in the state dict, so checkpoints restore them): `Z_vision`, `Z_language` (num_samples, dim) float16,
-    `stamp` (num_samples,) int64 = the write step that last wrote each row (0: never written, so `filled` is
-    stamp > 0), `step` = the number of writes so far. A training step reads its rows *before* writing them, so epoch
-    e sees epoch e - 1 (PS-KD's teacher = the previous epoch's model, at no extra forward pass).
+    Buffers (in the state dict, so checkpoints restore them): `Z_vision`, `Z_language` (num_samples, dim) float16
+    and `written_in` (num_samples,) int64, the epoch of each row's last write (0: never). A training step reads its
+    rows *before* writing them, and a row is sample i's teacher in epoch e only if epoch e - 1 wrote it: a sample
+    the previous epoch did not visit (the sampler drops the last partial batch) has no teacher, as in epoch 1. So
+    epoch e sees epoch e - 1 (PS-KD's teacher = the previous epoch's model, at no extra forward pass).
 
     Distributed training: C2VLLoss writes the rows of the whole *global* batch on every rank, so the ranks' banks
     never diverge and need no synchronisation.
@@ -180,13 +182,7 @@ class TeacherBank(nn.Module):
         self.num_samples, self.dim = num_samples, dim
         for m in self.modalities:
             self.register_buffer(f"Z_{m}", torch.zeros(num_samples, dim, dtype=torch.float16))
-        self.register_buffer("stamp", torch.zeros(num_samples, dtype=torch.long))
-        self.register_buffer("step", torch.zeros((), dtype=torch.long))
-
-    @property
-    def filled(self):
-        """(num_samples,) bool: which rows hold a teacher embedding."""
-        return self.stamp > 0
+        self.register_buffer("written_in", torch.zeros(num_samples, dtype=torch.long))
 
     def embeddings(self, m):
         return getattr(self, f"Z_{m}")
@@ -205,22 +201,29 @@ class TeacherBank(nn.Module):
         """(B,) dataset indices -> (B,) int64 on the bank's device; checked here only while on the CPU (free)."""
         if index.device.type == "cpu":
             self.check_index(index)
-        return index.to(self.stamp.device).long()
+        return index.to(self.written_in.device).long()
 
     @torch.no_grad()
-    def read(self, index):
-        """index: (B,) dataset indices -> ({m: (B, dim) float32 Zt_m}, (B,) bool filled)."""
+    def read(self, index, epoch):
+        """The teachers of epoch e (1-based) for the dataset indices (B,): ({m: (B, dim) float32 Zt_m}, (B,) bool
+        has_teacher = the row was written in epoch e - 1; never in epoch 1)."""
         index = self._rows(index)
-        return {m: self.embeddings(m)[index].float() for m in self.modalities}, self.stamp[index] > 0
+        written_in = self.written_in[index]  # (B,)
+        return ({m: self.embeddings(m)[index].float() for m in self.modalities},
+                (written_in == epoch - 1) & (written_in > 0))
 
     @torch.no_grad()
-    def write(self, index, Z):
-        """Store the detached embeddings Z = {m: (B, dim)} as rows `index` (B,) (float16)."""
+    def write(self, index, Z, epoch):
+        """Store the detached embeddings Z = {m: (B, dim)} of epoch e as rows `index` (B,) (float16)."""
         index = self._rows(index)
-        self.step += 1
         for m in self.modalities:
             self.embeddings(m)[index] = Z[m].detach().to(torch.float16)
-        self.stamp[index] = self.step
+        self.written_in[index] = epoch
+
+    def _load_from_state_dict(self, state, prefix, *args, **kwargs):
+        upgrade_teacher_bank(state, prefix)  # a bank saved with write steps (`stamp`, `step`) loads as epochs
+        super()._load_from_state_dict(state, prefix, *args, **kwargs)
+
 
 class C2VLLoss(nn.Module):
     """The C2VL training loss (M1-M12) with its state: the learnable logit scale and the teacher bank (M5).
@@ -286,10 +289,10 @@ class C2VLLoss(nn.Module):
         t = self.logit_scale
         alpha_e = alpha_schedule(epoch, epochs, self.config.alpha_T, self.config.alpha_schedule)
         with torch.no_grad():
-            Zt, filled = self.bank.read(index)  # {m: (N, D)}, (N,) -- read before this step writes
+            Zt, has_teacher = self.bank.read(index, epoch)  # {m: (N, D)}, (N,) -- read before this step writes
             # Epoch 1 has no teacher yet: Zt = None, the fallback targets without computing the teacher's.
             Zt = {m: z.to(Z[m].device, Z[m].dtype) for m, z in Zt.items()} if epoch > 1 else None
-            has_teacher = filled.to(Z[self.modalities[0]].device) & (epoch > 1)
+            has_teacher = has_teacher.to(Z[self.modalities[0]].device)
             inter, Y_intra, Y_inter, T = batch_targets(P, Zt, has_teacher, t.detach(), alpha_e, self.config)
         S = {m: student_logits(Z[m], P[m], t) for m in self.modalities}
         return BatchTargets(alpha_e, has_teacher, inter, Y_intra, Y_inter, T, S), Z, P, index
@@ -301,7 +304,7 @@ class C2VLLoss(nn.Module):
             batch, Z, P, index = self._batch(Z, P, index, epoch, epochs, global_batch=True)
             loss, per_modality = c2vl_loss(batch.S, batch.T, self.lambdas)  # (M11-M12)
         if self.training:
-            self.bank.write(index, {m: Z[m].detach() for m in self.modalities})  # every rank: the global batch
+            self.bank.write(index, {m: Z[m].detach() for m in self.modalities}, epoch)  # every rank: the global batch
         return loss, self.diagnostics(loss, per_modality, batch, P, index)
 
     @torch.no_grad()

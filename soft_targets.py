@@ -22,9 +22,10 @@ teacher's (previous epoch's, detached) skeleton embeddings, all N x D with unit 
 its detached value; softmax is row-wise. Every target is a product or convex mix of row-stochastic matrices, so every
 row sums to 1.
 
-Teacher rows may be missing (epoch 1, or a sample the previous epoch never visited). `has_teacher` (N,) bool marks
-the rows that have one. Rows without a teacher take their epoch-1 value (A_s^m := A_m, Y_inter := I), and teacher
-columns without a teacher are left out of the teacher softmaxes, so no target mass is put on an unknown embedding.
+Teacher rows may be missing: in epoch 1, and in epoch e for a sample that epoch e - 1 did not visit (the sampler
+drops each epoch's last partial batch; distill.TeacherBank). `has_teacher` (N,) bool marks the rows that have one.
+Rows without a teacher take their epoch-1 value (A_s^m := A_m, Y_inter := I), and teacher columns without a teacher
+are left out of the teacher softmaxes, so no target mass is put on an unknown embedding.
 
 Not here: the alpha schedule, the teacher bank, the progressive mix (M10) and the loss (M11-M12) -> distill.py.
 Targets are meant to be computed under torch.no_grad(); the functions themselves do not detach.
@@ -62,8 +63,8 @@ def masked_row_softmax(logits, columns=None):
 
 def _epoch_one_rows(teacher_rows, fallback, has_teacher):
     """Row i = teacher_rows[i] where sample i has a teacher, else fallback[i] (the epoch-1 value)."""
-    # Reconstruction: a sample the previous epoch never visited falls back row by row, as in epoch 1; alternative:
-    # use the student's current (detached) embedding as its teacher.
+    # Reconstruction: a sample that epoch e - 1 did not visit falls back row by row, as in epoch 1; alternatives:
+    # its embedding from an older epoch, or the student's current (detached) embedding as its teacher.
     if has_teacher is None:
         return teacher_rows
     # A batch with no teacher at all takes this path too (asking has_teacher.any() would wait for the device): its

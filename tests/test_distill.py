@@ -183,7 +183,8 @@ def test_teacher_bank_stores_previous_epoch_embeddings_M5():
         expected = normalize(Z1[m].detach().double().numpy())
         np.testing.assert_allclose(bank_rows(loss_fn, index)[m], expected, atol=1e-3)
         assert loss_fn.bank.embeddings(m).dtype == torch.float16
-    assert loss_fn.bank.filled.sum() == B and bool(loss_fn.bank.filled[index].all())
+    written = loss_fn.bank.written_in > 0
+    assert written.sum() == B and bool(written[index].all())
     # epoch 2 reads the epoch-1 rows *before* overwriting them with its own embeddings
     Z2, P2 = batch(21)
     seen = loss_fn.inspect_batch(Z2, P2, index, 2, 3)
@@ -223,6 +224,25 @@ def test_never_visited_rows_fall_back_as_in_epoch_one():
         for Y in seen.Y_inter[m]:
             assert torch.equal(Y[3:], torch.eye(B)[3:])
     _, info = loss_fn(*batch(32), index, 2, 3)
+    assert info["teacher_fraction"] == 0.5
+
+
+def test_rows_the_previous_epoch_did_not_visit_fall_back_as_in_epoch_one():
+    """(M5) the teacher of epoch e is epoch e - 1's embedding: a sample that epoch e - 1 skipped (the sampler drops
+    the last partial batch) but an earlier epoch visited has no teacher in epoch e, not its older embedding."""
+    loss_fn = C2VLLoss(DistillConfig(), NUM, D)
+    loss_fn(*batch(33), torch.arange(0, 6), 1, 3)  # epoch 1 visits 0..5
+    loss_fn(*batch(34), torch.arange(6, 12), 2, 3)  # epoch 2 visits 6..11 only
+    index = torch.tensor([0, 1, 2, 6, 7, 8])  # 0..2 last written in epoch 1, 6..8 in epoch 2
+    seen = loss_fn.inspect_batch(*batch(35), index, 3, 3)
+    assert seen.has_teacher.tolist() == [False] * 3 + [True] * 3
+    for m in BOTH:
+        for Y in seen.Y_inter[m]:
+            assert torch.equal(Y[:3], torch.eye(B)[:3])  # Y_inter := I
+        prompts = batch(35)[1][m].double().numpy()
+        A_m = softmax(prompts @ prompts.T / DistillConfig().tau_t)
+        np.testing.assert_allclose(seen.Y_intra[m][:3].numpy(), 0.5 * np.eye(B)[:3] + 0.5 * A_m[:3], atol=1e-5)
+    _, info = loss_fn(*batch(35), index, 3, 3)
     assert info["teacher_fraction"] == 0.5
 
 
@@ -286,9 +306,11 @@ def test_teacher_bank_round_trips_through_checkpoint(tmp_path):
 def test_teacher_bank_read_write_by_dataset_index():
     bank = TeacherBank(NUM, D, "both")
     Z = {m: F.normalize(torch.randn(3, D), dim=1) for m in BOTH}
-    bank.write(torch.tensor([5, 0, 19]), Z)
-    rows, filled = bank.read(torch.tensor([19, 4, 5]))
-    assert filled.tolist() == [True, False, True]
+    bank.write(torch.tensor([5, 0, 19]), Z, 1)
+    rows, has_teacher = bank.read(torch.tensor([19, 4, 5]), 2)
+    assert has_teacher.tolist() == [True, False, True]
+    assert not bool(bank.read(torch.tensor([19, 4, 5]), 1)[1].any())  # epoch 1: no teacher
+    assert not bool(bank.read(torch.tensor([19, 4, 5]), 3)[1].any())  # epoch 3: epoch 2 did not write them
     torch.testing.assert_close(rows["language"][0], Z["language"][2], atol=1e-3, rtol=0)
     assert torch.equal(rows["vision"][1], torch.zeros(D))
     buffer = io.BytesIO()
@@ -296,9 +318,22 @@ def test_teacher_bank_read_write_by_dataset_index():
     buffer.seek(0)
     copy = TeacherBank(NUM, D, "both")
     copy.load_state_dict(torch.load(buffer))
-    assert torch.equal(copy.filled, bank.filled) and torch.equal(copy.Z_language, bank.Z_language)
+    assert torch.equal(copy.written_in, bank.written_in) and torch.equal(copy.Z_language, bank.Z_language)
     with pytest.raises(IndexError, match=r"dataset indices \[20\]"):
-        bank.read(torch.tensor([1, 20]))
+        bank.read(torch.tensor([1, 20]), 2)
+
+
+def test_a_bank_saved_with_write_steps_loads_with_the_epoch_of_each_write():
+    """A bank saved as `stamp` (the write step of each row) and `step` loads with `written_in` (the epoch of each row's
+    write): 3 epochs of 3 steps of 4 rows over 14 samples, 2 of which epoch 3 skipped, and 1 row never written."""
+    stamp = torch.tensor([7, 7, 7, 7, 8, 8, 8, 8, 9, 9, 9, 9, 5, 0])  # epoch 3: steps 7-9; row 12 from epoch 2
+    Z = {f"bank.Z_{m}": torch.randn(14, D).half() for m in BOTH}
+    old = {"log_logit_scale": torch.tensor(2.0), **Z, "bank.stamp": stamp, "bank.step": torch.tensor(9)}
+    loss_fn = C2VLLoss(DistillConfig(), 14, D)
+    loss_fn.load_state_dict(old)
+    assert loss_fn.bank.written_in.tolist() == [3] * 12 + [2, 0]
+    assert torch.equal(loss_fn.bank.Z_vision, Z["bank.Z_vision"])
+    assert loss_fn.bank.read(torch.tensor([0, 11, 12, 13]), 4)[1].tolist() == [True, True, False, False]
 
 
 def test_bad_dataset_indices_are_named_with_their_batch_positions():
@@ -307,7 +342,7 @@ def test_bad_dataset_indices_are_named_with_their_batch_positions():
     with pytest.raises(IndexError, match=r"20 rows .* dataset indices \[-1, 25\] at batch positions \[1, 3\]"):
         bank.check_index(torch.tensor([3, -1, 7, 25]))
     with pytest.raises(IndexError, match=r"dataset indices \[20\] at batch positions \[1\]"):
-        bank.write(torch.tensor([0, NUM]), {m: torch.zeros(2, D) for m in BOTH})  # a CPU index: checked, free
+        bank.write(torch.tensor([0, NUM]), {m: torch.zeros(2, D) for m in BOTH}, 1)  # a CPU index: checked, free
 
 
 def test_per_step_diagnostics_stay_tensors_on_the_device():
@@ -326,7 +361,7 @@ def test_per_step_diagnostics_stay_tensors_on_the_device():
 def test_eval_mode_reads_but_does_not_write_the_bank():
     loss_fn = C2VLLoss(DistillConfig(), NUM, D).eval()
     loss_fn(*batch(52), torch.arange(B), 1, 3)
-    assert not bool(loss_fn.bank.filled.any())
+    assert not bool(loss_fn.bank.written_in.any())
 
 
 def test_loss_is_finite_for_batch_of_one_and_logit_scale_100():

@@ -76,8 +76,9 @@ CATALOGUE = (
              ("distill:TeacherBank.read", "distill:TeacherBank.write", "distill:alpha_schedule"),
              (DI + "test_alpha_is_alpha_T_over_E_at_first_epoch_and_alpha_T_at_last",
               DI + "test_teacher_bank_read_write_by_dataset_index"),
-             "Epochs are 1-based. The bank stores float16 and reads float32; `stamp` records which write filled a row, "
-             "and a read never sees the write of the same step."),
+             "Epochs are 1-based. The bank stores float16 and reads float32; `written_in` records the epoch of each "
+             "row's write: a row teaches only in the epoch after it was written, and a read never sees the write of "
+             "the same step."),
     Exercise(4, "implement", "Soft targets across modalities: the cycle (M7-M9)", "docs/method.md §6",
              ("soft_targets:cross_prompt_agreement", "soft_targets:teacher_predictions",
               "soft_targets:teacher_predictions_from_prompts", "soft_targets:inter_modal_targets",

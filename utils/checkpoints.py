@@ -129,3 +129,22 @@ def feature_extractor(build, state, source, classifier_weight: str, classifier: 
     encoder.num_class = None
     return encoder
 
+
+
+def upgrade_teacher_bank(state, prefix=""):
+    """A teacher bank (distill.TeacherBank) saved with write steps loads as one with write epochs, in place.
+
+    Such a bank holds `stamp` (the write step of each row, 0: never) and `step` (the writes so far) instead of
+    `written_in` (the epoch of each row's write). Checkpoints are written at the end of an epoch, and every epoch
+    writes the same K steps of N rows (the sampler drops the last partial batch), so the write at step s belongs to
+    epoch ceil(s / K). The last step's N rows all survive, and the rows ever written are the last epoch's K N plus
+    fewer than N that it skipped: K = (rows written) // N. (A run cut short by --max_steps breaks the rule.)
+    """
+    if prefix + "stamp" not in state:
+        return
+    stamp = state.pop(prefix + "stamp")  # (num_samples,) int64
+    state.pop(prefix + "step", None)
+    written = stamp > 0
+    N = int((stamp == stamp.max()).sum()) if bool(written.any()) else 1  # rows per write (the global batch)
+    K = max(int(written.sum()) // N, 1)  # writes per epoch
+    state[prefix + "written_in"] = torch.where(written, (stamp + K - 1) // K, 0)  # ceil(s / K), 0: never
