@@ -1,7 +1,7 @@
 """Skeleton-only evaluation of a C2VL encoder: the field's protocols (docs/method.md §9) and zero-shot in CLIP space.
 
-C2VL is judged on the feature f(x) of its skeleton encoder alone (build_encoder rebuilds f from any checkpoint). On
-one benchmark split (train part -> test part, the `val_*` files of the field's layout):
+C2VL is judged on the feature f(x) of its skeleton encoder alone (encoders.build_encoder rebuilds f from any
+checkpoint). On one benchmark split (train part -> test part, the `val_*` files of the field's layout):
 
     linear    frozen f in eval(), one linear layer on f(x), cross-entropy; SGD momentum 0.9, lr 3.0, weight decay 0,
               batch 128, 100 epochs, lr x 0.1 after epoch 80, no augmentation (the AimCLR/CrosSCLR protocol).
@@ -41,157 +41,23 @@ from tqdm import tqdm
 
 from data import DATASETS, NORMALIZATIONS, class_names, load_split, num_classes
 from distill import ProjectionHead
+from encoders import build_encoder, encoder_kind
 from prompts import CLI_ERRORS, MODALITIES, class_text_features
-from skeleton_gcn import STGCN
-from skeleton_gru import SkeletonGRU
-from skeleton_transformer import SkeletonTransformer
-from utils.checkpoints import CheckpointMismatchError, encoder_part, load_checkpoint, state_of
-from utils.config import add_arguments, check_choices, from_args, setting
+from utils.checkpoints import CheckpointMismatchError, load_checkpoint
+from utils.config import add_arguments, check_choices, check_positive, comma_list, from_args, setting
 from utils.distributed import DEVICES, resolve_device
 from utils.files import save_npz, write_json
 from utils.plots import plot_confusion, plot_embedding
 from utils.runs import Stopwatch, load_heads, pretraining_info
-from utils.scores import (average_precision, confusion_matrix, coverage, per_class_accuracy, reach_line,
+from utils.scores import (average_precision, confusion_matrix, coverage, evaluation_lines, per_class_accuracy,
                           topk_accuracy)
 
 PROTOCOLS = ("linear", "knn", "semi", "zeroshot")
 KNN_TEMPERATURE = 0.07
-ENCODERS = {"stgcn": STGCN, "gru": SkeletonGRU, "transformer": SkeletonTransformer}  # train.py --encoder -> f
-
-
-def _comma_list(kind, text, name):
-    try:
-        return tuple(kind(v) for v in text.split(","))
-    except ValueError:
-        raise ValueError(f"--{name} expects a comma-separated list, got {text!r}") from None
-
-
-@dataclass
-class EvalConfig:
-    """Every setting of `python evaluate.py`; each field is a flag of the same name."""
-
-    encoder: str = setting("", "encoder.pt of train.py, or a checkpoint of a supported encoder (required)")
-    heads: str | None = setting(None, "heads.pt (zero-shot; pretraining settings); default: next to the encoder, "
-                                "or the encoder itself if it is a checkpoint_*.pt of train.py", kind=str)
-    dataset: str = setting("demo", "dataset to evaluate on; another than the pretraining one is transfer",
-                           tuple(DATASETS))
-    split: str = setting("xsub", "benchmark split: xsub, xview or xset")
-    protocols: str = setting("linear,knn", f"comma list of {', '.join(PROTOCOLS)}")
-    data_root: str = setting("datasets", "where the <dataset>/<split>/ folders are (tools/gendata.py)")
-    out: str | None = setting(None, "output folder; default: <encoder folder>/eval-<dataset>-<split>", kind=str)
-    size: str = setting("auto", "encoder width; auto = read from the checkpoint's shapes (so is which encoder it is)",
-                        ("auto", "standard", "quarter"))
-    frames: int | None = setting(None, "frames T of the input; default: the pretraining setting, else 50", kind=int)
-    normalization: str | None = setting(None, "input normalisation; default: the pretraining setting, else aimclr",
-                                        NORMALIZATIONS, str)
-    clip_model: str | None = setting(None, "zero-shot: the CLIP of the class texts; default: heads.pt's", kind=str)
-    pretrained: str | None = setting(None, "zero-shot: its pretrained tag or checkpoint; default: heads.pt's", kind=str)
-    device: str = setting("auto", f"{DEVICES} (auto: cuda when available)")
-    batch_size: int | None = setting(None, "feature extraction batch (default: 256 on a GPU, 64 on a CPU, where "
-                                     "larger batches ran slower: 101 against 178 samples/s, demo encoder)", kind=int)
-    workers: int = setting(0, "DataLoader worker processes", aliases=("num_workers",))
-    seed: int = setting(0, "seed of the linear classifier and the batch order")
-    linear_seeds: int = setting(1, "(E1) linear classifiers trained from seeds seed .. seed + n - 1 on the same "
-                                "features; the numbers are their mean (1: the field's single run)")
-    linear_epochs: int = setting(100, "(E1) epochs; lr x 0.1 after 80 %% of them (docs/method.md §9)")
-    linear_lr: float = setting(3.0, "(E1) SGD learning rate")
-    linear_batch_size: int = setting(128, "(E1) batch")
-    linear_norm: str = setting("auto", "(E1) the features the linear layer sees: none (as extracted, AimCLR's "
-                               "protocol) | standard (each dimension standardised by the training features' mean and "
-                               "std, MAE's and MAMP's BatchNorm without affine) | auto (standard for the Transformer, "
-                               "as MAMP; none for ST-GCN and the GRU, as their references)", ("auto", "none", "standard"))
-    knn_k: str = setting("1,10,20", "(E2) neighbour counts, comma list")
-    semi_fractions: str = setting("0.01,0.1", "labelled fractions per class, comma list, each in (0, 1]")
-    semi_seeds: str = setting("0,1,2", "one label subset and fine-tuning run per seed, comma list")
-    semi_epochs: int = setting(100, "fine-tuning epochs (Reconstruction: the recipe is ours, see semi_supervised)")
-    semi_lr: float = setting(0.1, "fine-tuning SGD learning rate")
-    semi_batch_size: int = setting(128, "fine-tuning batch")
-    recalibrate_bn: bool = setting(False, "re-estimate BatchNorm statistics on the training split first (the fair "
-                                   "frozen baseline of a randomly initialised encoder)")
-
-    def __post_init__(self):
-        check_choices(self)
-        cuda = resolve_device(self.device).type == "cuda"
-        if self.batch_size is None:
-            self.batch_size = 256 if cuda else 64
-        if self.split not in DATASETS[self.dataset]:
-            raise ValueError(f"--split: {self.dataset} has splits {', '.join(DATASETS[self.dataset])}")
-        if bad := [p for p in self.protocols.split(",") if p not in PROTOCOLS]:
-            raise ValueError(f"--protocols: unknown {', '.join(map(repr, bad))}; choose from {', '.join(PROTOCOLS)}")
-        for name in ("frames", "batch_size", "linear_epochs", "linear_lr", "linear_batch_size", "linear_seeds",
-                     "semi_epochs", "semi_lr", "semi_batch_size"):
-            if getattr(self, name) is not None and getattr(self, name) <= 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
-        for name, kind, valid, rule in (("knn_k", int, lambda k: k >= 1, "values must be >= 1"),
-                                        ("semi_seeds", int, lambda s: s >= 0, "values must be >= 0"),
-                                        ("semi_fractions", float, lambda f: 0 < f <= 1, "fractions must be in (0, 1]")):
-            if not all(map(valid, _comma_list(kind, getattr(self, name), name.replace("_", "-")))):
-                raise ValueError(f"--{name.replace('_', '-')}: {rule}, got {getattr(self, name)}")
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The frozen encoder f and its features
-# ----------------------------------------------------------------------------------------------------------------
-
-def make_encoder(kind="stgcn", size="standard", frames=50):
-    """A new f of train.py's --encoder and --size, for inputs of `frames` frames (the Transformer's patches)."""
-    if kind == "transformer":
-        return SkeletonTransformer(size=size, frames=frames)
-    return ENCODERS[kind](size=size)
-
-
-def encoder_kind(state) -> str:
-    """Which encoder a state dict holds, by the keys of each one's reference code."""
-    if "joints_embed.proj.weight" in state:
-        return "transformer"  # MAMP's
-    if any(k.startswith("encoder.gru.") for k in state):
-        return "gru"  # ISC's BIGRU
-    return "stgcn"  # a state of anything else fails ST-GCN's strict load, which lists its keys
-
-
-def build_encoder(path_or_state, size="auto"):
-    """f from a checkpoint, loaded strictly: train.py's encoder.pt or checkpoint_*.pt (the `encoder.` part of its
-    model), a published classifier (its classifier is dropped after the strict load) or a MoCo-style pretraining
-    checkpoint (`encoder_q.`, without its projection `fc`). Which encoder it is (ST-GCN, GRU, Transformer) and its
-    width come from its keys and shapes."""
-    state, source = state_of(path_or_state)
-    state = encoder_part(state)
-    return ENCODERS[encoder_kind(state)].from_state(state, source, size)
-
-
-@torch.no_grad()
-def recalibrate_batchnorm(encoder, dataset, batch_size=256, device="cpu"):
-    """Every BatchNorm's running mean and variance re-estimated over one pass of `dataset` (cumulative average; no
-    weight changes). An untrained encoder in eval() normalises with its initial statistics (0, 1), which makes its
-    features nearly constant: a strawman baseline. Re-estimated, the frozen random network is judged fairly."""
-    for bn in [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]:
-        bn.reset_running_stats()
-        bn.momentum = None  # cumulative moving average over the pass
-    encoder.train().to(device)
-    for batch in DataLoader(dataset, batch_size=batch_size):
-        encoder.features(batch[0].to(device))
-    encoder.eval()
-
-
-@torch.no_grad()
-def extract_features(encoder, dataset, batch_size=256, device="cpu", workers=0, desc="features"):
-    """f(x) for every sample, in dataset order: (feats FloatTensor (N, d), labels LongTensor (N,)) on the CPU.
-    The encoder runs in eval() (a feature does not depend on its batch); its previous mode is restored."""
-    was_training = encoder.training
-    encoder.eval().to(device)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                        pin_memory=str(device).startswith("cuda"))
-    feats, labels = [], []
-    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, file=sys.stderr):
-        x, y = batch[0], batch[1]  # (B, 3, T, 25, M), (B,)
-        feats.append(encoder.features(x.to(device, non_blocking=True)).float().cpu())  # (B, d)
-        labels.append(torch.as_tensor(y, dtype=torch.long))
-    encoder.train(was_training)
-    return torch.cat(feats), torch.cat(labels)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Linear evaluation (E1) and kNN (E2)
+# The protocols: linear evaluation (E1), kNN (E2), zero-shot in CLIP space (E3)
 # ----------------------------------------------------------------------------------------------------------------
 
 def linear_evaluation(train_feats, train_labels, test_feats, test_labels, num_class, epochs=100, lr=3.0,
@@ -257,8 +123,8 @@ def linear_protocol(config, architecture, train_feats, train_labels, test_feats,
     # alternative: --linear_seeds 1, the field's single run.
     runs = [linear_evaluation(x_train, train_labels, x_test, test_labels, num_class, epochs=epochs,
                               lr=config.linear_lr, batch_size=config.linear_batch_size,
-                              milestones=(max(1, round(0.8 * epochs)),), seed=config.seed + k, device=device)
-            for k in range(config.linear_seeds)]
+                              milestones=(max(1, round(0.8 * epochs)),), seed=config.seed + i, device=device)
+            for i in range(config.linear_seeds)]
     metrics = dict(linear_norm=norm, linear_top1=float(np.mean([r["top1"] for r in runs])),
                    linear_top1_best=float(np.mean([r["top1_best"] for r in runs])),
                    linear_top5=float(np.mean([r["top5"] for r in runs])),
@@ -298,9 +164,64 @@ def knn_evaluation(train_feats, train_labels, test_feats, test_labels, ks=(1, 10
     return {f"knn_top1_k{k}": 100.0 * (p == test_labels).float().mean().item() for k, p in predictions.items()}
 
 
+def zero_shot(Z_l, text_features, labels) -> dict:
+    """(E3) Z_l (N, D) unit skeleton embeddings vs text_features (C, D) unit class-name embeddings w_c.
+
+    zero_shot_top1/top5 classify by cosine; retrieval_R@1/R@5 (skeleton->text) equal top1/top5 by construction;
+    retrieval_t2s_mAP ranks all skeletons for each class text present in `labels`. Also `predictions` (N,).
+    """
+    labels = torch.as_tensor(labels).long().cpu()
+    S = Z_l.float().cpu() @ text_features.float().cpu().T  # (N, C) cosine similarities
+    top1, top5 = topk_accuracy(S, labels, 1), topk_accuracy(S, labels, 5)
+    present = labels.unique()
+    relevant = labels[None, :] == present[:, None]  # (C_present, N)
+    mAP = average_precision(S.T[present], relevant).mean().item()
+    return {"zero_shot_top1": top1, "zero_shot_top5": top5, "retrieval_R@1": top1, "retrieval_R@5": top5,
+            "retrieval_t2s_mAP": 100.0 * mAP, "predictions": S.argmax(dim=1)}
+
+
+def clip_embeddings(feats, heads, modality="language") -> torch.Tensor:
+    """(E3) Z_m = normalize(g_m(f(x))) for features f(x) (N, d) -> (N, D), head in eval()."""
+    head = ProjectionHead(in_dim=feats.shape[1], hidden=int(heads["hidden"]), out_dim=int(heads["dim"]))
+    load_checkpoint(head, heads[modality])
+    with torch.no_grad():
+        return F.normalize(head.eval()(feats.float()), dim=1)
+
+
 # ----------------------------------------------------------------------------------------------------------------
-# Semi-supervised fine-tuning
+# The frozen encoder's features, and semi-supervised fine-tuning
 # ----------------------------------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def recalibrate_batchnorm(encoder, dataset, batch_size=256, device="cpu"):
+    """Every BatchNorm's running mean and variance re-estimated over one pass of `dataset` (cumulative average; no
+    weight changes). An untrained encoder in eval() normalises with its initial statistics (0, 1), which makes its
+    features nearly constant: a strawman baseline. Re-estimated, the frozen random network is judged fairly."""
+    for bn in [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative moving average over the pass
+    encoder.train().to(device)
+    for batch in DataLoader(dataset, batch_size=batch_size):
+        encoder.features(batch[0].to(device))
+    encoder.eval()
+
+
+@torch.no_grad()
+def extract_features(encoder, dataset, batch_size=256, device="cpu", workers=0, desc="features"):
+    """f(x) for every sample, in dataset order: (feats FloatTensor (N, d), labels LongTensor (N,)) on the CPU.
+    The encoder runs in eval() (a feature does not depend on its batch); its previous mode is restored."""
+    was_training = encoder.training
+    encoder.eval().to(device)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                        pin_memory=str(device).startswith("cuda"))
+    feats, labels = [], []
+    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, file=sys.stderr):
+        x, y = batch[0], batch[1]  # (B, 3, T, 25, M), (B,)
+        feats.append(encoder.features(x.to(device, non_blocking=True)).float().cpu())  # (B, d)
+        labels.append(torch.as_tensor(y, dtype=torch.long))
+    encoder.train(was_training)
+    return torch.cat(feats), torch.cat(labels)
+
 
 def class_balanced_subset(labels, fraction, seed=0) -> np.ndarray:
     """Sorted indices of round(fraction * n_c) samples of every class c present (at least one), drawn with `seed`."""
@@ -379,34 +300,6 @@ def semi_supervised(encoder_state, size, train_set, test_set, num_class, fractio
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Zero-shot in CLIP space (E3)
-# ----------------------------------------------------------------------------------------------------------------
-
-def zero_shot(Z_l, text_features, labels) -> dict:
-    """(E3) Z_l (N, D) unit skeleton embeddings vs text_features (C, D) unit class-name embeddings w_c.
-
-    zero_shot_top1/top5 classify by cosine; retrieval_R@1/R@5 (skeleton->text) equal top1/top5 by construction;
-    retrieval_t2s_mAP ranks all skeletons for each class text present in `labels`. Also `predictions` (N,).
-    """
-    labels = torch.as_tensor(labels).long().cpu()
-    S = Z_l.float().cpu() @ text_features.float().cpu().T  # (N, C) cosine similarities
-    top1, top5 = topk_accuracy(S, labels, 1), topk_accuracy(S, labels, 5)
-    present = labels.unique()
-    relevant = labels[None, :] == present[:, None]  # (C_present, N)
-    mAP = average_precision(S.T[present], relevant).mean().item()
-    return {"zero_shot_top1": top1, "zero_shot_top5": top5, "retrieval_R@1": top1, "retrieval_R@5": top5,
-            "retrieval_t2s_mAP": 100.0 * mAP, "predictions": S.argmax(dim=1)}
-
-
-def clip_embeddings(feats, heads, modality="language") -> torch.Tensor:
-    """(E3) Z_m = normalize(g_m(f(x))) for features f(x) (N, d) -> (N, D), head in eval()."""
-    head = ProjectionHead(in_dim=feats.shape[1], hidden=int(heads["hidden"]), out_dim=int(heads["dim"]))
-    load_checkpoint(head, heads[modality])
-    with torch.no_grad():
-        return F.normalize(head.eval()(feats.float()), dim=1)
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # Every protocol on one split
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -476,14 +369,14 @@ def run_evaluation(config: EvalConfig) -> dict:
                        title=f"linear evaluation, {target}")
         clock.lap("linear")
     if "knn" in protocols:
-        ks = _comma_list(int, config.knn_k, "knn-k")
+        ks = comma_list(int, config.knn_k, "knn-k")
         metrics.update(knn_evaluation(train_feats, train_labels, test_feats, test_labels, ks, device=device,
                                       predictions_out=predicted))
         clock.lap("knn")
     if "semi" in protocols:
         metrics.update(semi_supervised(encoder.state_dict(), encoder.size, train_set, test_set, C,
-                                       _comma_list(float, config.semi_fractions, "semi-fractions"),
-                                       _comma_list(int, config.semi_seeds, "semi-seeds"), epochs=config.semi_epochs,
+                                       comma_list(float, config.semi_fractions, "semi-fractions"),
+                                       comma_list(int, config.semi_seeds, "semi-seeds"), epochs=config.semi_epochs,
                                        lr=config.semi_lr, batch_size=config.semi_batch_size, device=device,
                                        workers=config.workers))
         clock.lap("semi")
@@ -503,8 +396,69 @@ def run_evaluation(config: EvalConfig) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Command line
+# Settings and command line
 # ----------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class EvalConfig:
+    """Every setting of `python evaluate.py`; each field is a flag of the same name."""
+
+    encoder: str = setting("", "encoder.pt of train.py, or a checkpoint of a supported encoder (required)")
+    heads: str | None = setting(None, "heads.pt (zero-shot; pretraining settings); default: next to the encoder, "
+                                "or the encoder itself if it is a checkpoint_*.pt of train.py", kind=str)
+    dataset: str = setting("demo", "dataset to evaluate on; another than the pretraining one is transfer",
+                           tuple(DATASETS))
+    split: str = setting("xsub", "benchmark split: xsub, xview or xset")
+    protocols: str = setting("linear,knn", f"comma list of {', '.join(PROTOCOLS)}")
+    data_root: str = setting("datasets", "where the <dataset>/<split>/ folders are (tools/gendata.py)")
+    out: str | None = setting(None, "output folder; default: <encoder folder>/eval-<dataset>-<split>", kind=str)
+    size: str = setting("auto", "encoder width; auto = read from the checkpoint's shapes (so is which encoder it is)",
+                        ("auto", "standard", "quarter"))
+    frames: int | None = setting(None, "frames T of the input; default: the pretraining setting, else 50", kind=int)
+    normalization: str | None = setting(None, "input normalisation; default: the pretraining setting, else aimclr",
+                                        NORMALIZATIONS, str)
+    clip_model: str | None = setting(None, "zero-shot: the CLIP of the class texts; default: heads.pt's", kind=str)
+    pretrained: str | None = setting(None, "zero-shot: its pretrained tag or checkpoint; default: heads.pt's", kind=str)
+    device: str = setting("auto", f"{DEVICES} (auto: cuda when available)")
+    batch_size: int | None = setting(None, "feature extraction batch (default: 256 on a GPU, 64 on a CPU, where "
+                                     "larger batches ran slower: 101 against 178 samples/s, demo encoder)", kind=int)
+    workers: int = setting(0, "DataLoader worker processes", aliases=("num_workers",))
+    seed: int = setting(0, "seed of the linear classifier and the batch order")
+    linear_seeds: int = setting(1, "(E1) linear classifiers trained from seeds seed .. seed + n - 1 on the same "
+                                "features; the numbers are their mean (1: the field's single run)")
+    linear_epochs: int = setting(100, "(E1) epochs; lr x 0.1 after 80 %% of them (docs/method.md §9)")
+    linear_lr: float = setting(3.0, "(E1) SGD learning rate")
+    linear_batch_size: int = setting(128, "(E1) batch")
+    linear_norm: str = setting("auto", "(E1) the features the linear layer sees: none (as extracted, AimCLR's "
+                               "protocol) | standard (each dimension standardised by the training features' mean and "
+                               "std, MAE's and MAMP's BatchNorm without affine) | auto (standard for the Transformer, "
+                               "as MAMP; none for ST-GCN and the GRU, as their references)", ("auto", "none", "standard"))
+    knn_k: str = setting("1,10,20", "(E2) neighbour counts, comma list")
+    semi_fractions: str = setting("0.01,0.1", "labelled fractions per class, comma list, each in (0, 1]")
+    semi_seeds: str = setting("0,1,2", "one label subset and fine-tuning run per seed, comma list")
+    semi_epochs: int = setting(100, "fine-tuning epochs (Reconstruction: the recipe is ours, see semi_supervised)")
+    semi_lr: float = setting(0.1, "fine-tuning SGD learning rate")
+    semi_batch_size: int = setting(128, "fine-tuning batch")
+    recalibrate_bn: bool = setting(False, "re-estimate BatchNorm statistics on the training split first (the fair "
+                                   "frozen baseline of a randomly initialised encoder)")
+
+    def __post_init__(self):
+        check_choices(self)
+        cuda = resolve_device(self.device).type == "cuda"
+        if self.batch_size is None:
+            self.batch_size = 256 if cuda else 64
+        if self.split not in DATASETS[self.dataset]:
+            raise ValueError(f"--split: {self.dataset} has splits {', '.join(DATASETS[self.dataset])}")
+        if bad := [p for p in self.protocols.split(",") if p not in PROTOCOLS]:
+            raise ValueError(f"--protocols: unknown {', '.join(map(repr, bad))}; choose from {', '.join(PROTOCOLS)}")
+        check_positive(self, ("frames", "batch_size", "linear_epochs", "linear_lr", "linear_batch_size",
+                              "linear_seeds", "semi_epochs", "semi_lr", "semi_batch_size"))
+        for name, kind, valid, rule in (("knn_k", int, lambda k: k >= 1, "values must be >= 1"),
+                                        ("semi_seeds", int, lambda s: s >= 0, "values must be >= 0"),
+                                        ("semi_fractions", float, lambda f: 0 < f <= 1, "fractions must be in (0, 1]")):
+            if not all(map(valid, comma_list(kind, getattr(self, name), name.replace("_", "-")))):
+                raise ValueError(f"--{name.replace('_', '-')}: {rule}, got {getattr(self, name)}")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -535,13 +489,7 @@ def main(argv=None) -> dict:
         metrics = run_evaluation(config)
     except (*CLI_ERRORS, CheckpointMismatchError) as error:  # messages that say what to do: no traceback
         sys.exit(f"error: {error}")
-    shown = {k: round(v, 2) for k, v in metrics.items() if isinstance(v, float) and not k.startswith("retrieval_R")
-             and k not in ("chance_top1", "reachable_top1")}
-    shown.update({k: f"{v['mean']:.2f} +- {v['std']:.2f}" + (f" (the labels of {v['same_labels_as']})"
-                                                            if "same_labels_as" in v else "")
-                  for k, v in metrics.items() if k.startswith("semi_")})
-    print(f"{metrics['target']} ({'transfer from ' + metrics['source'] if metrics['transfer'] else 'same dataset'}): "
-          + ", ".join(f"{k} {v}" for k, v in shown.items()) + f"\n{reach_line(metrics)}\noutputs in {output_dir(config)}")
+    print(evaluation_lines(metrics, output_dir(config)))
     return metrics
 
 

@@ -35,6 +35,7 @@ import data
 import evaluate
 import prompts
 from distill import C2VLLoss, DistillConfig, ProjectionHead, alpha_schedule
+from encoders import ENCODERS, make_encoder
 from skeleton_gcn import orthogonal_init, reference_init
 from utils.batches import GlobalBatchSampler, TrainSetupError, epoch_seed, make_batches
 from utils.checkpoints import CheckpointMismatchError, read_checkpoint
@@ -73,7 +74,7 @@ class TrainConfig:
     out: str = setting("", "output folder; default runs/<dataset>-<split>-<time>")
     resume: str = setting("", "a run folder to continue from its last checkpoint, with the run's own settings")
     encoder: str = setting("stgcn", "skeleton encoder f: stgcn (ST-GCN, the paper's main one) | gru (ISC's "
-                           "bidirectional GRU) | transformer (MAMP's); docs/method.md §8", tuple(evaluate.ENCODERS))
+                           "bidirectional GRU) | transformer (MAMP's); docs/method.md §8", tuple(ENCODERS))
     size: str | None = setting(None, "encoder width: standard (the reference's) | quarter (the demo's; ST-GCN "
                                "16/32/64 -> 256, GRU hidden 256, Transformer D 64)", ("standard", "quarter"), str)
     frames: int | None = setting(None, "T after resizing the valid frames (data.py preprocessing)", kind=int)
@@ -142,7 +143,7 @@ class C2VLModel(nn.Module):
 
     def __init__(self, size, dim, modalities, encoder="stgcn", frames=50, init="pytorch"):
         super().__init__()
-        self.encoder = evaluate.make_encoder(encoder, size, frames)  # f: ST-GCN, GRU or Transformer
+        self.encoder = make_encoder(encoder, size, frames)  # f: ST-GCN, GRU or Transformer
         self.heads = nn.ModuleDict({m: ProjectionHead(self.encoder.feature_dim, 512, dim) for m in modalities})
         if init == "reference":
             # Reconstruction: the real preset takes the initialisation of the field's training code (ST-GCN's and
@@ -270,7 +271,7 @@ def knn_monitor(encoder, train_set, device, held_out=0.1):
 
 
 def save_model(config, model, loss_fn, modalities, dim, out):
-    """encoder.pt: the bare encoder state dict (evaluate.build_encoder reads it); heads.pt: g_v, g_l and what
+    """encoder.pt: the bare encoder state dict (encoders.build_encoder reads it); heads.pt: g_v, g_l and what
     zero-shot evaluation needs to know of the run."""
     save_torch({k: v.cpu() for k, v in model.encoder.state_dict().items()}, out / "encoder.pt")
     heads = {m: model.heads[m].state_dict() if m in modalities else None for m in prompts.MODALITIES}

@@ -12,7 +12,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-READING_PATH = ["data", "skeleton_gcn", "skeleton_gru", "skeleton_transformer", "prompts", "soft_targets", "distill", "evaluate", "train"]
+READING_PATH = ["data", "skeleton_gcn", "skeleton_gru", "skeleton_transformer", "encoders", "prompts", "soft_targets",
+                "distill", "evaluate", "train"]
 ROOMS = ("utils", "tools", "demo")  # the plumbing folders
 
 

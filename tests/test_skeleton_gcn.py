@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from bench.bench_stgcn import as_graph_first, graph_first_conv
-from evaluate import build_encoder
+from encoders import build_encoder
 from skeleton_gcn import NTU_EDGES_1BASED, STGCN, Graph, SpatialGraphConv, orthogonal_init, reference_init
 from utils.checkpoints import CheckpointMismatchError, load_checkpoint
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from evaluate import build_encoder
+from encoders import build_encoder
 from skeleton_gru import SkeletonGRU
 from utils.checkpoints import CheckpointMismatchError
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from evaluate import build_encoder
+from encoders import build_encoder
 from skeleton_transformer import SkeletonTransformer
 from utils.checkpoints import CheckpointMismatchError
 

@@ -203,9 +203,10 @@ CATALOGUE = (
                       "keep all K features, so a new pooling needs no new cache); test it like "
                       "test_prompt_pooling_mean_and_sample_one_per_step; train with --pooling <yours>."),
     Exercise(23, "extend", "Another skeleton encoder", "docs/method.md §8",
-             expected="A file skeleton_<name>.py after skeleton_transformer.py in the reading path (tests/"
-                      "test_layers.py), with `features`, `feature_dim`, `size` and `from_state` like skeleton_gru.py; "
-                      "register it in evaluate.ENCODERS, evaluate.encoder_kind and evaluate.make_encoder; test its "
+             expected="A file skeleton_<name>.py after skeleton_transformer.py, before encoders.py, in the reading "
+                      "path (tests/test_layers.py), with `features`, `feature_dim`, `size` and `from_state` like "
+                      "skeleton_gru.py; register it in encoders.ENCODERS, encoders.encoder_kind and "
+                      "encoders.make_encoder; test its "
                       "layers against a direct computation and its strict checkpoint load like "
                       "tests/test_skeleton_gru.py; then train.py --encoder <name>."),
 )

@@ -61,6 +61,21 @@ def check_choices(config):
                              f"got {getattr(config, f.name)!r}")
 
 
+def check_positive(config, names) -> None:
+    """Raise ValueError naming the flag when one of the numeric settings `names` is <= 0 (None: left unset)."""
+    for name in names:
+        if getattr(config, name) is not None and getattr(config, name) <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(config, name)}")
+
+
+def comma_list(kind, text, name) -> tuple:
+    """The values of a comma-separated flag (`--name 1,10,20`) as a tuple of `kind`; ValueError naming the flag."""
+    try:
+        return tuple(kind(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--{name} expects a comma-separated list, got {text!r}") from None
+
+
 def fill_unset(config, preset: dict, **fields) -> None:
     """Every setting of `config` left at None takes the preset's value ({data_root} and other `fields` filled in)."""
     for name, value in preset.items():

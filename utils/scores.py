@@ -61,6 +61,18 @@ def reach_line(metrics) -> str:
     return line
 
 
+def evaluation_lines(metrics, out) -> str:
+    """What evaluate.py prints: the target and its source, every score (2 decimals; semi-supervised: mean +- std),
+    what the split lets them reach, and the output folder."""
+    shown = {k: round(v, 2) for k, v in metrics.items() if isinstance(v, float) and not k.startswith("retrieval_R")
+             and k not in ("chance_top1", "reachable_top1")}
+    shown.update({k: f"{v['mean']:.2f} +- {v['std']:.2f}" + (f" (the labels of {v['same_labels_as']})"
+                                                            if "same_labels_as" in v else "")
+                  for k, v in metrics.items() if k.startswith("semi_")})
+    return (f"{metrics['target']} ({'transfer from ' + metrics['source'] if metrics['transfer'] else 'same dataset'}): "
+            + ", ".join(f"{k} {v}" for k, v in shown.items()) + f"\n{reach_line(metrics)}\noutputs in {out}")
+
+
 def summary_table(metrics) -> str:
     """What train.py prints at the end: linear evaluation of the run (and of the random-init baseline), kNN,
     zero-shot, and what the split lets them reach."""

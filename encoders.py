@@ -1,0 +1,53 @@
+"""The skeleton encoder f, chosen by name: ST-GCN, the GRU or the Transformer (docs/method.md §8).
+
+C2VL's paper trains three kinds of skeleton encoder with its method and compares them. Each lives in its own file,
+built with the parameter names of the reference code the field reuses, so that published weights load strictly.
+This file is where one of them is chosen, for a new run or for a checkpoint:
+
+    --encoder      file                                       reference                       f(x)
+    stgcn          skeleton_gcn.STGCN                         ST-GCN (Yan et al., AAAI 2018)   (N, 256)
+    gru            skeleton_gru.SkeletonGRU                   ISC's BIGRU (Thoker et al. 2021) (N, 2 * hidden)
+    transformer    skeleton_transformer.SkeletonTransformer   MAMP (Mao et al., ICCV 2023)     (N, D)
+
+    make_encoder(kind, size, frames)   a new f of train.py's --encoder and --size, for inputs of T = frames frames
+    build_encoder(checkpoint)          f with the weights of a checkpoint: which encoder it is is read from its keys
+                                       (encoder_kind), its width from its shapes (each file's from_state)
+
+The checkpoints build_encoder reads: train.py's encoder.pt and checkpoint_*.pt, a published classifier (ST-GCN's;
+its classifier is dropped), a MoCo-style pretraining checkpoint (AimCLR's, CrosSCLR's, ISC's, CMD's `encoder_q.`,
+without its projection) and MAMP's (without its decoder).
+Not here: the encoders themselves (skeleton_gcn.py, skeleton_gru.py, skeleton_transformer.py), reading checkpoint
+files (utils/checkpoints.py), evaluating f (evaluate.py).
+"""
+from skeleton_gcn import STGCN
+from skeleton_gru import SkeletonGRU
+from skeleton_transformer import SkeletonTransformer
+from utils.checkpoints import encoder_part, state_of
+
+ENCODERS = {"stgcn": STGCN, "gru": SkeletonGRU, "transformer": SkeletonTransformer}  # train.py --encoder -> f
+
+
+def make_encoder(kind="stgcn", size="standard", frames=50):
+    """A new f of train.py's --encoder and --size, for inputs of `frames` frames (the Transformer's patches)."""
+    if kind == "transformer":
+        return SkeletonTransformer(size=size, frames=frames)
+    return ENCODERS[kind](size=size)
+
+
+def encoder_kind(state) -> str:
+    """Which encoder a state dict holds, by the keys of each one's reference code."""
+    if "joints_embed.proj.weight" in state:
+        return "transformer"  # MAMP's
+    if any(k.startswith("encoder.gru.") for k in state):
+        return "gru"  # ISC's BIGRU
+    return "stgcn"  # a state of anything else fails ST-GCN's strict load, which lists its keys
+
+
+def build_encoder(path_or_state, size="auto"):
+    """f from a checkpoint, loaded strictly: train.py's encoder.pt or checkpoint_*.pt (the `encoder.` part of its
+    model), a published classifier (its classifier is dropped after the strict load) or a MoCo-style pretraining
+    checkpoint (`encoder_q.`, without its projection `fc`). Which encoder it is (ST-GCN, GRU, Transformer) and its
+    width come from its keys and shapes."""
+    state, source = state_of(path_or_state)
+    state = encoder_part(state)
+    return ENCODERS[encoder_kind(state)].from_state(state, source, size)
