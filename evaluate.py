@@ -41,8 +41,9 @@ from tqdm import tqdm
 
 from data import DATASETS, NORMALIZATIONS, class_names, load_split, num_classes
 from distill import ProjectionHead
-from encoders import build_encoder, encoder_kind
+from encoders import build_encoder, encoder_kind, recorded_stepping
 from prompts import CLI_ERRORS, MODALITIES, class_text_features
+from skeleton_gru import STEPPINGS
 from utils.checkpoints import CheckpointMismatchError, load_checkpoint
 from utils.config import add_arguments, check_choices, check_positive, comma_list, from_args, setting
 from utils.distributed import DEVICES, resolve_device
@@ -239,11 +240,12 @@ def _fraction_key(fraction) -> str:
 
 
 def fine_tune(encoder_state, size, train_set, test_set, num_class, indices, seed=0, epochs=100, lr=0.1,
-              momentum=0.9, weight_decay=1e-4, batch_size=128, device="cpu", workers=0):
-    """Fine-tune encoder + a new linear classifier on train_set[indices]; (top-1 % on test_set, the model)."""
+              momentum=0.9, weight_decay=1e-4, batch_size=128, device="cpu", workers=0, gru_stepping=None):
+    """Fine-tune encoder + a new linear classifier on train_set[indices]; (top-1 % on test_set, the model).
+    gru_stepping: a GRU's (None: ISC's, as for any state dict; encoders.build_encoder)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        encoder = build_encoder(encoder_state, size)  # f(x) (N, d), then a new linear classifier
+        encoder = build_encoder(encoder_state, size, gru_stepping)  # f(x) (N, d), then a new linear classifier
         model = nn.Sequential(OrderedDict(encoder=encoder, fc=nn.Linear(encoder.feature_dim, num_class))).to(device)
     # Reconstruction: the field does not fix one fine-tuning recipe; ours is SGD momentum 0.9, lr 0.1,
     # weight decay 1e-4, lr x 0.1 after 80 % of the epochs, no augmentation, one lr for encoder and classifier.
@@ -273,7 +275,7 @@ def fine_tune(encoder_state, size, train_set, test_set, num_class, indices, seed
 
 def semi_supervised(encoder_state, size, train_set, test_set, num_class, fractions=(0.01, 0.1), seeds=(0, 1, 2),
                     epochs=100, lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=128, device="cpu",
-                    workers=0) -> dict:
+                    workers=0, gru_stepping=None) -> dict:
     """{"semi_1%": {"mean": %, "std": %, "runs": [{"seed", "num_labels", "top1"}]}, "semi_10%": ...}.
 
     Each (fraction, seed) draws its own class-balanced label subset with that seed and fine-tunes a fresh copy of
@@ -286,7 +288,7 @@ def semi_supervised(encoder_state, size, train_set, test_set, num_class, fractio
         for seed in seeds:
             indices = class_balanced_subset(train_set.labels, fraction, seed)
             top1, _ = fine_tune(encoder_state, size, train_set, test_set, num_class, indices, seed, epochs, lr,
-                                momentum, weight_decay, batch_size, device, workers)
+                                momentum, weight_decay, batch_size, device, workers, gru_stepping)
             runs.append({"seed": int(seed), "num_labels": len(indices), "top1": top1})
             subsets.setdefault(_fraction_key(fraction), []).append(indices.tolist())
         accuracies = np.array([r["top1"] for r in runs])
@@ -330,11 +332,11 @@ def run_evaluation(config: EvalConfig) -> dict:
     """Every protocol of config.protocols on config.dataset/split; writes metrics.json and PNGs to the out folder."""
     clock, protocols, device = Stopwatch(), [p for p in config.protocols.split(",") if p], resolve_device(config.device)
     source = pretraining_info(config.encoder, config.heads)
+    encoder = build_encoder(config.encoder, config.size, config.gru_stepping or recorded_stepping(source))
+    architecture = encoder_kind(encoder.state_dict())
     frames = config.frames or int(source.get("frames", 50))
     normalization = config.normalization or source.get("normalization", "aimclr")
     out, C, names = output_dir(config), num_classes(config.dataset), class_names(config.dataset)
-
-    encoder = build_encoder(config.encoder, config.size)
     train_set = load_split(config.data_root, config.dataset, config.split, "train", frames, normalization)
     test_set = load_split(config.data_root, config.dataset, config.split, "val", frames, normalization)
     if "zeroshot" in protocols:
@@ -343,8 +345,8 @@ def run_evaluation(config: EvalConfig) -> dict:
         recalibrate_batchnorm(encoder, train_set, config.batch_size, device)
     target = f"{config.dataset}/{config.split}"
     origin = f"{source['dataset']}/{source['split']}" if "dataset" in source and "split" in source else None
-    metrics = {"encoder": str(config.encoder), "architecture": encoder_kind(encoder.state_dict()),
-               "size": encoder.size, "dataset": config.dataset,
+    metrics = {"encoder": str(config.encoder), "architecture": architecture, "size": encoder.size,
+               **({"gru_stepping": encoder.stepping} if architecture == "gru" else {}), "dataset": config.dataset,
                "split": config.split, "frames": frames, "normalization": normalization,
                "source": origin, "target": target, "transfer": origin is not None and origin != target,
                "num_train": len(train_set), "num_test": len(test_set), "num_class": C, "config": asdict(config),
@@ -360,7 +362,7 @@ def run_evaluation(config: EvalConfig) -> dict:
     clock.lap("embedding")
     predicted = {"labels": test_labels.numpy()}  # per test sample: tools/ablation.py splits a seed spread with them
     if "linear" in protocols:
-        probes, linear = linear_protocol(config, metrics["architecture"], train_feats, train_labels, test_feats,
+        probes, linear = linear_protocol(config, architecture, train_feats, train_labels, test_feats,
                                          test_labels, C, device)
         predicted["linear"] = linear["predictions"].numpy()
         metrics.update(probes,
@@ -378,7 +380,7 @@ def run_evaluation(config: EvalConfig) -> dict:
                                        comma_list(float, config.semi_fractions, "semi-fractions"),
                                        comma_list(int, config.semi_seeds, "semi-seeds"), epochs=config.semi_epochs,
                                        lr=config.semi_lr, batch_size=config.semi_batch_size, device=device,
-                                       workers=config.workers))
+                                       workers=config.workers, gru_stepping=getattr(encoder, "stepping", None)))
         clock.lap("semi")
     if "zeroshot" in protocols:
         shot = zero_shot(clip_embeddings(test_feats, heads, modality), text, test_labels)
@@ -414,6 +416,9 @@ class EvalConfig:
     out: str | None = setting(None, "output folder; default: <encoder folder>/eval-<dataset>-<split>", kind=str)
     size: str = setting("auto", "encoder width; auto = read from the checkpoint's shapes (so is which encoder it is)",
                         ("auto", "standard", "quarter"))
+    gru_stepping: str | None = setting(None, "a GRU's stepping: sequence (the whole sequence in one pass) | frame "
+                                       "(ISC's); default: the run's (heads.pt), else frame (ISC's, CMD's weights)",
+                                       STEPPINGS, str)
     frames: int | None = setting(None, "frames T of the input; default: the pretraining setting, else 50", kind=int)
     normalization: str | None = setting(None, "input normalisation; default: the pretraining setting, else aimclr",
                                         NORMALIZATIONS, str)

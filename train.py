@@ -37,6 +37,7 @@ import prompts
 from distill import C2VLLoss, DistillConfig, ProjectionHead, alpha_schedule
 from encoders import ENCODERS, make_encoder
 from skeleton_gcn import orthogonal_init, reference_init
+from skeleton_gru import STEPPINGS
 from utils.batches import GlobalBatchSampler, TrainSetupError, epoch_seed, make_batches
 from utils.checkpoints import CheckpointMismatchError, read_checkpoint
 from utils.config import add_arguments, check_choices, fill_unset, from_args, preset_table, setting
@@ -77,6 +78,8 @@ class TrainConfig:
                            "bidirectional GRU) | transformer (MAMP's); docs/method.md §8", tuple(ENCODERS))
     size: str | None = setting(None, "encoder width: standard (the reference's) | quarter (the demo's; ST-GCN "
                                "16/32/64 -> 256, GRU hidden 256, Transformer D 64)", ("standard", "quarter"), str)
+    gru_stepping: str = setting("sequence", "the GRU's stepping: sequence (the whole sequence in one pass) | frame "
+                                "(ISC's: one frame at a time, the state carried); docs/method.md §8", STEPPINGS)
     frames: int | None = setting(None, "T after resizing the valid frames (data.py preprocessing)", kind=int)
     normalization: str = setting("aimclr", "skeleton preprocessing", data.NORMALIZATIONS)
     modalities: str = setting("auto", "prompt modalities (auto: every modality whose training cache exists)",
@@ -141,9 +144,9 @@ class TrainConfig:
 class C2VLModel(nn.Module):
     """X (B, 3, T, 25, 2) -> {m: g_m(f(X))} (B, D); Z_m is its normalisation, inside the loss."""
 
-    def __init__(self, size, dim, modalities, encoder="stgcn", frames=50, init="pytorch"):
+    def __init__(self, size, dim, modalities, encoder="stgcn", frames=50, init="pytorch", gru_stepping="sequence"):
         super().__init__()
-        self.encoder = make_encoder(encoder, size, frames)  # f: ST-GCN, GRU or Transformer
+        self.encoder = make_encoder(encoder, size, frames, gru_stepping)  # f: ST-GCN, GRU or Transformer
         self.heads = nn.ModuleDict({m: ProjectionHead(self.encoder.feature_dim, 512, dim) for m in modalities})
         if init == "reference":
             # Reconstruction: the real preset takes the initialisation of the field's training code (ST-GCN's and
@@ -258,7 +261,7 @@ def training_pairs(config, train_set, modalities, rank):
 def initial_model(config, dim, modalities):
     """The model as pretraining starts it, from --init-seed (else --seed); the random-init baseline is its encoder."""
     torch.manual_seed(config.seed if config.init_seed < 0 else config.init_seed)
-    return C2VLModel(config.size, dim, modalities, config.encoder, config.frames, config.init)
+    return C2VLModel(config.size, dim, modalities, config.encoder, config.frames, config.init, config.gru_stepping)
 
 
 def knn_monitor(encoder, train_set, device, held_out=0.1):
@@ -277,7 +280,8 @@ def save_model(config, model, loss_fn, modalities, dim, out):
     heads = {m: model.heads[m].state_dict() if m in modalities else None for m in prompts.MODALITIES}
     heads.update(dim=dim, hidden=512, clip_model=config.clip_model, pretrained=clip_pretrained(config),
                  logit_scale=float(loss_fn.logit_scale.detach()), dataset=config.dataset, split=config.split,
-                 frames=config.frames, normalization=config.normalization, encoder=config.encoder, size=config.size)
+                 frames=config.frames, normalization=config.normalization, encoder=config.encoder, size=config.size,
+                 gru_stepping=config.gru_stepping)
     save_torch(heads, out / "heads.pt")
 
 

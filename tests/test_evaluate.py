@@ -468,3 +468,36 @@ def test_features_with_a_large_offset_need_standardizing_and_auto_does_it_for_th
     assert std["top1"] == 100.0 and raw["top1"] < std["top1"]
     config = evaluate.EvalConfig(encoder="x.pt")
     assert config.linear_norm == "auto"
+
+
+def test_iscs_released_gru_weights_evaluate_with_iscs_frame_stepping_unless_the_flag_says_otherwise(tmp_path):
+    """A GRU checkpoint with no run beside it (ISC's, CMD's) is evaluated with ISC's frame-by-frame stepping, the
+    function its weights were trained as (tests/test_skeleton_gru.py compares the features); --gru_stepping chooses."""
+    from test_skeleton_gru import isc_weights
+    root = write_tiny_split(tmp_path / "datasets")
+    (tmp_path / "isc").mkdir()
+    torch.save({"state_dict": isc_weights()}, tmp_path / "isc" / "bigru.pt")
+    flags = ["--encoder", str(tmp_path / "isc" / "bigru.pt"), "--data-root", str(root), "--protocols", "knn",
+             "--frames", "8", "--device", "cpu"]
+    default = evaluate.main(flags + ["--out", str(tmp_path / "default")])
+    frame = evaluate.main(flags + ["--out", str(tmp_path / "frame"), "--gru_stepping", "frame"])
+    whole = evaluate.main(flags + ["--out", str(tmp_path / "whole"), "--gru-stepping", "sequence"])
+    assert (default["architecture"], default["gru_stepping"], whole["gru_stepping"]) == ("gru", "frame", "sequence")
+    assert {k: v for k, v in default.items() if k.startswith("knn_")} == {k: v for k, v in frame.items()
+                                                                         if k.startswith("knn_")}
+
+
+def test_a_gru_runs_stepping_goes_from_train_py_through_heads_pt_to_evaluate_py(tmp_path):
+    import train
+    from test_train import TINY, run_train, write_tiny_demo_split
+    assert train.C2VLModel("quarter", 16, ["vision"], encoder="gru", gru_stepping="frame").encoder.stepping == "frame"
+    root, run = write_tiny_demo_split(tmp_path / "tiny"), tmp_path / "run"
+    result = run_train(["--data-root", str(root), "--out", str(run), *TINY, "--encoder", "gru", "--gru_stepping",
+                        "frame", "--epochs", "1", "--linear-epochs", "1", "--no-baseline"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert torch.load(run / "heads.pt", weights_only=True)["gru_stepping"] == "frame"
+    assert json.loads((run / "metrics.json").read_text())["gru_stepping"] == "frame"  # train.py's own evaluation
+    flags = ["--encoder", str(run / "encoder.pt"), "--data-root", str(root), "--protocols", "knn", "--device", "cpu"]
+    assert evaluate.main(flags + ["--out", str(tmp_path / "recorded")])["gru_stepping"] == "frame"
+    assert evaluate.main(flags + ["--out", str(tmp_path / "flag"), "--gru_stepping", "sequence"])["gru_stepping"] == \
+        "sequence"

@@ -45,15 +45,15 @@ def reference_feature(model, x, backward_reads_backward=True):
     return u[-1]
 
 
-@pytest.mark.parametrize("frame_by_frame", [False, True])
-def test_gru_feature_is_both_directions_final_state_by_the_cell_equations(frame_by_frame):
+@pytest.mark.parametrize("stepping", ["sequence", "frame"])
+def test_gru_feature_is_both_directions_final_state_by_the_cell_equations(stepping):
     torch.manual_seed(0)
-    model = SkeletonGRU(size="quarter", frame_by_frame=frame_by_frame).double().eval()
+    model = SkeletonGRU(size="quarter", stepping=stepping).double().eval()
     x = torch.randn(2, 3, 4, 25, 2, dtype=torch.float64)
     with torch.no_grad():
         got = model(x).numpy()  # (2, 512)
     for i in range(2):
-        expected = reference_feature(model, x[i].numpy(), backward_reads_backward=not frame_by_frame)
+        expected = reference_feature(model, x[i].numpy(), backward_reads_backward=stepping == "sequence")
         np.testing.assert_allclose(got[i], expected, rtol=1e-9, atol=1e-10)
 
 
@@ -115,3 +115,38 @@ def test_output_shapes_of_both_widths(size, dim, persons):
     with torch.no_grad():
         assert model(torch.randn(2, 3, 5, 25, persons)).shape == (2, dim)
         assert SkeletonGRU(num_class=15, size=size).eval()(torch.randn(2, 3, 5, 25, persons)).shape == (2, 15)
+
+
+def isc_weights(hidden=256, seed=0):
+    """A BIGRU state dict with ISC's names and random weights, as its released checkpoints hold them."""
+    g = torch.Generator().manual_seed(seed)
+    return {k: torch.randn(shape, generator=g) * 0.05 for k, shape in isc_bigru_shapes(hidden=hidden).items()}
+
+
+def feature_of(encoder, x):
+    with torch.no_grad():
+        return encoder.eval()(x)
+
+
+def test_iscs_weights_load_with_iscs_frame_stepping_and_the_whole_sequence_pass_is_another_function(tmp_path):
+    released, x = isc_weights(), torch.randn(2, 3, 6, 25, 2, generator=torch.Generator().manual_seed(1))
+    isc = SkeletonGRU(num_class=60, size="quarter", stepping="frame")
+    isc.load_state_dict(released)
+    isc.fc = None  # ISC's feature: the state after frame T, stepped as ISC steps it
+    torch.save({"state_dict": released}, tmp_path / "isc_bigru.pt")  # a released file: no run beside it
+    for loaded in (build_encoder(released), build_encoder(tmp_path / "isc_bigru.pt"), SkeletonGRU.from_state(released)):
+        assert loaded.stepping == "frame"
+        torch.testing.assert_close(feature_of(loaded, x), feature_of(isc, x), rtol=0, atol=0)
+    whole = build_encoder(released, gru_stepping="sequence")  # the flag overrides
+    assert whole.stepping == "sequence" and not torch.allclose(feature_of(whole, x), feature_of(isc, x), atol=1e-3)
+
+
+@pytest.mark.parametrize("recorded, flag, expected", [("sequence", None, "sequence"), ("frame", None, "frame"),
+                                                      (None, None, "sequence"), ("sequence", "frame", "frame")])
+def test_a_runs_stepping_travels_in_heads_pt_and_the_flag_overrides_it(tmp_path, recorded, flag, expected):
+    """heads.pt of train.py records --gru_stepping; one without it (a run from before the setting) trained the
+    whole-sequence pass; build_encoder's gru_stepping (evaluate.py --gru_stepping) overrides either."""
+    torch.save(SkeletonGRU(size="quarter").state_dict(), tmp_path / "encoder.pt")
+    heads = {"encoder": "gru", "size": "quarter", "frames": 16}
+    torch.save(heads if recorded is None else dict(heads, gru_stepping=recorded), tmp_path / "heads.pt")
+    assert build_encoder(tmp_path / "encoder.pt", gru_stepping=flag).stepping == expected

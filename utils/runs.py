@@ -113,11 +113,12 @@ class Stopwatch:
 
 
 def pretraining_info(encoder_path, heads_path=None) -> dict:
-    """What the encoder was pretrained on (dataset, split, frames, normalization, encoder, size, CLIP), from heads.pt
-    or config.json next to it; empty for checkpoints that come without them (published classifiers)."""
+    """What the encoder was pretrained on (dataset, split, frames, normalization, encoder, size, gru_stepping, CLIP),
+    from heads.pt or config.json next to it; empty for checkpoints that come without them (published classifiers)."""
     folder = Path(encoder_path).parent
     heads_path = Path(heads_path) if heads_path else folder / "heads.pt"
-    keys = ("dataset", "split", "frames", "normalization", "encoder", "size", "clip_model", "pretrained")
+    keys = ("dataset", "split", "frames", "normalization", "encoder", "size", "gru_stepping", "clip_model",
+            "pretrained")
     saved = read_checkpoint(heads_path) if heads_path.is_file() else {}
     if not any(k in saved for k in keys) and (folder / "config.json").is_file():  # e.g. next to checkpoint_*.pt
         saved = json.loads((folder / "config.json").read_text()).get("train", {})  # {"train": TrainConfig, ...}
