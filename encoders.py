@@ -27,7 +27,7 @@ files (utils/checkpoints.py), evaluating f (evaluate.py).
 """
 from skeleton_gcn import STGCN
 from skeleton_gru import SkeletonGRU
-from skeleton_transformer import SkeletonTransformer
+from skeleton_transformer import SkeletonTransformer, check_patches
 from utils.checkpoints import encoder_part, state_of
 from utils.runs import pretraining_info
 
@@ -36,12 +36,19 @@ ENCODERS = {"stgcn": STGCN, "gru": SkeletonGRU, "transformer": SkeletonTransform
 
 def make_encoder(kind="stgcn", size="standard", frames=50, gru_stepping="sequence"):
     """A new f of train.py's --encoder, --size and --gru_stepping, for inputs of `frames` frames (the Transformer's
-    patches)."""
+    patches: a multiple of 4, check_frames)."""
     if kind == "transformer":
         return SkeletonTransformer(size=size, frames=frames)
     if kind == "gru":
         return SkeletonGRU(size=size, stepping=gru_stepping)
     return ENCODERS[kind](size=size)
+
+
+def check_frames(kind, frames):
+    """train.py's and evaluate.py's --frames for an encoder of `kind`: ST-GCN and the GRU read any T, the Transformer
+    whole 4-frame patches (a ValueError naming --frames otherwise)."""
+    if kind == "transformer":
+        check_patches(frames)
 
 
 def encoder_kind(state) -> str:

@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from data import DATASETS, NORMALIZATIONS, class_names, load_split, num_classes
 from distill import ProjectionHead
-from encoders import build_encoder, encoder_kind, recorded_stepping
+from encoders import build_encoder, check_frames, encoder_kind, recorded_stepping
 from prompts import CLI_ERRORS, MODALITIES, class_text_features
 from skeleton_gru import STEPPINGS
 from utils.checkpoints import CheckpointMismatchError, load_checkpoint
@@ -334,7 +334,8 @@ def run_evaluation(config: EvalConfig) -> dict:
     source = pretraining_info(config.encoder, config.heads)
     encoder = build_encoder(config.encoder, config.size, config.gru_stepping or recorded_stepping(source))
     architecture = encoder_kind(encoder.state_dict())
-    frames = config.frames or int(source.get("frames", 50))
+    frames = config.frames or int(source.get("frames", getattr(encoder, "frames", 50)))  # the Transformer's own
+    check_frames(architecture, frames)
     normalization = config.normalization or source.get("normalization", "aimclr")
     out, C, names = output_dir(config), num_classes(config.dataset), class_names(config.dataset)
     train_set = load_split(config.data_root, config.dataset, config.split, "train", frames, normalization)
@@ -419,7 +420,8 @@ class EvalConfig:
     gru_stepping: str | None = setting(None, "a GRU's stepping: sequence (the whole sequence in one pass) | frame "
                                        "(ISC's); default: the run's (heads.pt), else frame (ISC's, CMD's weights)",
                                        STEPPINGS, str)
-    frames: int | None = setting(None, "frames T of the input; default: the pretraining setting, else 50", kind=int)
+    frames: int | None = setting(None, "frames T of the input; default: the pretraining setting, else the frames a "
+                                 "Transformer is built for (MAMP's: 120), else 50", kind=int)
     normalization: str | None = setting(None, "input normalisation; default: the pretraining setting, else aimclr",
                                         NORMALIZATIONS, str)
     clip_model: str | None = setting(None, "zero-shot: the CLIP of the class texts; default: heads.pt's", kind=str)

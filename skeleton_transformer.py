@@ -16,7 +16,9 @@ weights load strictly:
 
 Two widths, like ST-GCN's: "standard" (D = 256, 8 blocks, 8 heads: MAMP's; 6.3 M parameters) and "quarter" (D = 64,
 8 blocks, 4 heads; 0.4 M parameters). The temporal embedding has one row per 4-frame patch of the T frames the encoder
-is built for (MAMP: T = 120); a shorter input uses its first rows, and T's last T mod 4 frames fall outside the patches.
+is built for, and a shorter input uses its first rows. T must be a multiple of 4, as in MAMP (T = 120): frames past
+the last whole patch would fall outside every token, so check_patches refuses them, naming --frames (train.py's real
+preset gives the Transformer MAMP's 120; the demo's 24 are 6 patches).
 Not here: ST-GCN (skeleton_gcn.py), the GRU (skeleton_gru.py), checkpoint files (utils/checkpoints.py).
 """
 import torch
@@ -89,6 +91,16 @@ class LinearHead(nn.Module):
         return self.fc(feature)
 
 
+def check_patches(T, built=None):
+    """T frames as whole 4-frame patches, no more than the `built` frames E_t has rows for; else a ValueError."""
+    if T % PATCH_FRAMES:
+        raise ValueError(f"--frames {T}: the Transformer reads {PATCH_FRAMES}-frame patches, so T must be a multiple "
+                         f"of {PATCH_FRAMES} (MAMP's: 120); the last {T % PATCH_FRAMES} would fall outside every token")
+    if built is not None and T > built:
+        raise ValueError(f"this Transformer was built for {built} frames, the input has {T}: evaluate with the "
+                         f"frames it was trained on (--frames)")
+
+
 class SkeletonTransformer(nn.Module):
     """Transformer on (N, C, T, V, M) skeletons: logits (N, num_class), or f(X) (N, D) if num_class is None."""
 
@@ -96,8 +108,9 @@ class SkeletonTransformer(nn.Module):
         super().__init__()
         if size not in SIZES:
             raise ValueError(f"unknown Transformer size {size!r}: use one of {sorted(SIZES)}")
+        check_patches(frames)
         dim, depth, heads = SIZES[size]
-        self.num_class, self.size, self.feature_dim = num_class, size, dim
+        self.num_class, self.size, self.feature_dim, self.frames = num_class, size, dim, frames
         self.joints_embed = JointsEmbed(dim)
         self.temp_embed = nn.Parameter(torch.zeros(1, frames // PATCH_FRAMES, 1, dim))  # E_t, one row per patch
         self.pos_embed = nn.Parameter(torch.zeros(1, 1, NUM_JOINTS, dim))  # E_v, one row per joint
@@ -115,12 +128,10 @@ class SkeletonTransformer(nn.Module):
     def features(self, x):
         """x (N, C, T, V, M) -> f(X) (N, D)."""
         N, C, T, V, M = x.shape
+        check_patches(T, self.frames)
         x = x.permute(0, 4, 1, 2, 3).reshape(N * M, C, T, V)  # each person on its own: (N*M, C, T, V)
         e = self.joints_embed(x)  # (N*M, T/4, V, D)
         patches = e.shape[1]
-        if patches > self.temp_embed.shape[1]:
-            raise ValueError(f"this Transformer was built for {self.temp_embed.shape[1] * PATCH_FRAMES} frames, the "
-                             f"input has {T}: evaluate with the frames it was trained on (--frames)")
         h = (e + self.temp_embed[:, :patches] + self.pos_embed).reshape(N * M, patches * V, -1)  # (N*M, n, D)
         for block in self.blocks:
             h = block(h)

@@ -35,7 +35,7 @@ import data
 import evaluate
 import prompts
 from distill import C2VLLoss, DistillConfig, ProjectionHead, alpha_schedule
-from encoders import ENCODERS, make_encoder
+from encoders import ENCODERS, check_frames, make_encoder
 from skeleton_gcn import orthogonal_init, reference_init
 from skeleton_gru import STEPPINGS
 from utils.batches import GlobalBatchSampler, TrainSetupError, epoch_seed, make_batches
@@ -80,7 +80,8 @@ class TrainConfig:
                                "16/32/64 -> 256, GRU hidden 256, Transformer D 64)", ("standard", "quarter"), str)
     gru_stepping: str = setting("sequence", "the GRU's stepping: sequence (the whole sequence in one pass) | frame "
                                 "(ISC's: one frame at a time, the state carried); docs/method.md §8", STEPPINGS)
-    frames: int | None = setting(None, "T after resizing the valid frames (data.py preprocessing)", kind=int)
+    frames: int | None = setting(None, "T after resizing the valid frames (data.py preprocessing); the Transformer's: "
+                                 "a multiple of 4, real preset 120 (MAMP's)", kind=int)
     normalization: str = setting("aimclr", "skeleton preprocessing", data.NORMALIZATIONS)
     modalities: str = setting("auto", "prompt modalities (auto: every modality whose training cache exists)",
                               ("auto", "vision", "language", "both"))
@@ -467,6 +468,8 @@ def fill_presets(config):
     if config.split not in data.DATASETS[config.dataset]:
         raise ValueError(f"--split for {config.dataset} must be one of {data.DATASETS[config.dataset]}, "
                          f"got {config.split!r}")
+    if config.encoder == "transformer" and config.frames is None and config.dataset != "demo":
+        config.frames = 120  # Reconstruction: MAMP's T, whole 4-frame patches (50 is not); alternative: --frames
     fill_unset(config, PRESETS["demo" if config.dataset == "demo" else "real"], data_root=config.data_root)
     if os.sep in config.pretrained or config.pretrained.endswith((".pt", ".pth", ".bin", ".safetensors")):
         config.pretrained = os.path.abspath(config.pretrained)  # a checkpoint file: any directory finds it
@@ -476,6 +479,7 @@ def fill_presets(config):
     for name in ("epochs", "batch_size", "frames", "linear_epochs", "linear_seeds"):
         if getattr(config, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(config, name)}")
+    check_frames(config.encoder, config.frames)
     if config.baseline is None:
         config.baseline = config.dataset == "demo"
     return config

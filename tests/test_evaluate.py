@@ -501,3 +501,18 @@ def test_a_gru_runs_stepping_goes_from_train_py_through_heads_pt_to_evaluate_py(
     assert evaluate.main(flags + ["--out", str(tmp_path / "recorded")])["gru_stepping"] == "frame"
     assert evaluate.main(flags + ["--out", str(tmp_path / "flag"), "--gru_stepping", "sequence"])["gru_stepping"] == \
         "sequence"
+
+
+def test_a_transformer_checkpoint_without_a_run_is_evaluated_at_its_own_frames_and_odd_frames_are_refused(tmp_path):
+    """MAMP's checkpoints come without heads.pt: T is the frames its temporal embedding was built for (MAMP's: 120);
+    a --frames that is not whole 4-frame patches stops before any feature, naming --frames."""
+    from skeleton_transformer import SkeletonTransformer
+    root = write_tiny_split(tmp_path / "datasets")
+    (tmp_path / "mamp").mkdir()
+    torch.save({"model": SkeletonTransformer(size="quarter", frames=8).state_dict()}, tmp_path / "mamp" / "mamp.pt")
+    flags = ["--encoder", str(tmp_path / "mamp" / "mamp.pt"), "--data-root", str(root), "--protocols", "knn",
+             "--device", "cpu"]
+    assert evaluate.main(flags + ["--out", str(tmp_path / "own")])["frames"] == 8
+    with pytest.raises(ValueError, match="--frames 6: the Transformer reads 4-frame patches"):
+        evaluate.main(flags + ["--out", str(tmp_path / "odd"), "--frames", "6"])
+    assert not (tmp_path / "odd").exists()

@@ -51,7 +51,7 @@ def test_attention_equals_softmax_qk_over_sqrt_d_times_v_looped_over_heads():
 def test_the_feature_equals_tokens_pre_norm_blocks_and_the_mean_over_persons_patches_joints():
     torch.manual_seed(0)
     model = SkeletonTransformer(size="quarter", frames=8).double().eval()
-    x = torch.randn(1, 3, 9, 25, 2, dtype=torch.float64)  # 9 frames: 2 patches of 4, the 9th is outside them
+    x = torch.randn(1, 3, 8, 25, 2, dtype=torch.float64)  # 8 frames: 2 patches of 4
     p = {k: np64(v) for k, v in model.state_dict().items()}
     persons = []
     for m in range(2):
@@ -111,12 +111,30 @@ def test_a_transformer_checkpoint_that_does_not_match_names_the_keys_and_the_fra
         model(torch.randn(1, 3, 32, 25, 2))
 
 
+def test_frames_that_are_not_whole_4_frame_patches_are_refused_naming_frames_where_they_are_set():
+    """No frame is dropped silently: T mod 4 != 0 is a ValueError naming --frames, in the encoder, in
+    encoders.make_encoder and in train.py's settings; the real preset gives the Transformer MAMP's 120 frames."""
+    import train
+    from encoders import make_encoder
+    for build in (lambda: SkeletonTransformer(size="quarter", frames=50),
+                  lambda: make_encoder("transformer", "quarter", 50)):
+        with pytest.raises(ValueError, match="--frames 50: the Transformer reads 4-frame patches"):
+            build()
+    with pytest.raises(ValueError, match="--frames 22: .* the last 2 would fall outside every token"):
+        SkeletonTransformer(size="quarter", frames=24)(torch.randn(1, 3, 22, 25, 2))
+    with pytest.raises(SystemExit):
+        train.parse_args(["--dataset", "ntu60", "--encoder", "transformer", "--frames", "50"])
+    assert train.parse_args(["--dataset", "ntu60", "--encoder", "transformer"])[0].frames == 120
+    assert train.parse_args(["--dataset", "ntu60"])[0].frames == 50  # ST-GCN and the GRU read any T
+    assert train.parse_args(["--encoder", "transformer"])[0].frames == 24  # the demo's: 6 patches
+
+
 @pytest.mark.parametrize("size, dim", [("standard", 256), ("quarter", 64)])
 @pytest.mark.parametrize("persons", [1, 2])
 def test_output_shapes_of_both_widths(size, dim, persons):
     model = SkeletonTransformer(size=size, frames=16).eval()
     with torch.no_grad():
         assert model(torch.randn(2, 3, 16, 25, persons)).shape == (2, dim)
-        assert model(torch.randn(2, 3, 9, 25, persons)).shape == (2, dim)  # shorter: the first patches' rows
+        assert model(torch.randn(2, 3, 12, 25, persons)).shape == (2, dim)  # shorter: the first patches' rows
         classifier = SkeletonTransformer(num_class=15, size=size, frames=16).eval()
         assert classifier(torch.randn(2, 3, 16, 25, persons)).shape == (2, 15)
