@@ -7,7 +7,7 @@ This file is where one of them is chosen, for a new run or for a checkpoint:
     --encoder      file                                       reference                       f(x)
     stgcn          skeleton_gcn.STGCN                         ST-GCN (Yan et al., AAAI 2018)   (N, 256)
     gru            skeleton_gru.SkeletonGRU                   ISC's BIGRU (Thoker et al. 2021) (N, 2 * hidden)
-    transformer    skeleton_transformer.SkeletonTransformer   MAMP (Mao et al., ICCV 2023)     (N, D)
+    transformer    skeleton_transformer.SkeletonTransformer   MAMP (Mao et al., ICCV 2023)     (N, D), D its width
 
     make_encoder(kind, size, frames, gru_stepping)   a new f of train.py's --encoder, --size and --gru_stepping,
                                                      for inputs of T = frames frames

@@ -5,9 +5,11 @@ builds that network exactly as the field's reference code does, so that publishe
 strict=True and numbers stay comparable (docs/conventions.md §4):
 
     (G2)  A_k = the spatial partition k of the column-normalised adjacency A D^-1 of the Kinect skeleton   (Graph)
+              (A: the joint links with self-links; D: the diagonal of A's column sums, the degrees)
               k = 0: the joint itself; k = 1: neighbours at least as far from the centre (SpineShoulder) as the
               joint; k = 2: neighbours closer to the centre. Distances are capped at one hop, as in the reference.
-    (G1)  y[:, w] = sum_k sum_v W_k x[:, v] A_k[v, w]  (+ bias)         spatial graph convolution (SpatialGraphConv)
+    (G1)  y[:, w] = sum_k sum_v (W_k x[:, v] + b_k) A_k[v, w]      spatial graph convolution (SpatialGraphConv)
+              the bias inside the graph sum, as the reference computes it: joint w gets sum_k b_k sum_v A_k[v, w]
     STGCNBlock   G1 -> BN-ReLU-Conv(9x1)-BN, plus a residual, then ReLU
     STGCN        data BN -> 10 blocks -> mean over frames and joints -> mean over persons = f(x), (N, 256)
 
@@ -156,7 +158,8 @@ class STGCN(nn.Module):
         blocks = SIZES[size]
         self.st_gcn_networks = nn.ModuleList(STGCNBlock(c_in, c_out, K, stride, residual)
                                              for c_in, c_out, stride, residual in blocks)
-        # A learned mask M_i on each block's A (edge importance weighting): the block convolves with A * M_i.
+        # A learned edge-importance mask on each block's A (the reference's edge_importance): block i convolves
+        # with A * importance_i.
         self.edge_importance = nn.ParameterList(nn.Parameter(torch.ones(K, V, V)) for _ in blocks)
         self.fcn = nn.Conv2d(self.feature_dim, num_class, kernel_size=1) if num_class else None
 

@@ -7,18 +7,20 @@ at once. This file builds it with MAMP's parameter names (`joints_embed.proj`, `
 `blocks.i.{norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2}`, `norm`, the classifier `head.fc`), so its released
 weights load strictly:
 
-    tokens     e[tau, v] = W_e x[:, 4 tau : 4 tau + 4, v] + b_e + E_t[tau] + E_v[v]        per person, (T/4 * 25, D)
+    tokens     e[p, v] = W_e x[:, 4 p : 4 p + 4, v] + b_e + E_t[p] + E_v[v]  patch p, joint v, per person: (T/4 * 25, D)
     block      h <- h + Attn(LN_1(h));   h <- h + MLP(LN_2(h))                                  pre-norm, L blocks
     attention  Attn(u) = [softmax(Q_1 K_1^T / sqrt(d)) V_1, ..., softmax(Q_H K_H^T / sqrt(d)) V_H] W_o + b_o
-               [Q, K, V] = u W_qkv + b_qkv, split into H heads of d = D / H dimensions
+               [Q, K, V] = u W_qkv + b_qkv: queries, keys and values, split into H heads of d = D / H dimensions
+               (V_h are head h's values; V alone is the joint count of (N, C, T, V, M), as everywhere)
     MLP        MLP(u) = W_2 GELU(W_1 u + b_1) + b_2,  hidden 4 D
     f(X)       = the mean of LN(h) over the persons, the patches and the joints                  (D,)
 
-Two widths, like ST-GCN's: "standard" (D = 256, 8 blocks, 8 heads: MAMP's; 6.3 M parameters) and "quarter" (D = 64,
-8 blocks, 4 heads; 0.4 M parameters). The temporal embedding has one row per 4-frame patch of the T frames the encoder
-is built for, and a shorter input uses its first rows. T must be a multiple of 4, as in MAMP (T = 120): frames past
-the last whole patch would fall outside every token, so check_patches refuses them, naming --frames (train.py's real
-preset gives the Transformer MAMP's 120; the demo's 24 are 6 patches).
+D is the token width here (not CLIP's D of docs/method.md §2). Two widths, like ST-GCN's: "standard" (D = 256, 8
+blocks, 8 heads: MAMP's; 6.3 M parameters) and "quarter" (D = 64, 8 blocks, 4 heads; 0.4 M parameters). The temporal
+embedding has one row per 4-frame patch of the T frames the encoder is built for, and a shorter input uses its first
+rows. T must be a multiple of 4, as in MAMP (T = 120): frames past the last whole patch would fall outside every
+token, so check_patches refuses them, naming --frames (train.py's real preset gives the Transformer MAMP's 120; the
+demo's 24 are 6 patches).
 Not here: ST-GCN (skeleton_gcn.py), the GRU (skeleton_gru.py), checkpoint files (utils/checkpoints.py).
 """
 import torch

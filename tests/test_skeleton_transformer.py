@@ -56,11 +56,11 @@ def test_the_feature_equals_tokens_pre_norm_blocks_and_the_mean_over_persons_pat
     persons = []
     for m in range(2):
         xm = np64(x[0, :, :, :, m])  # (C, T, V)
-        # e[tau, v] = W_e x[:, 4 tau:4 tau + 4, v] + b_e + E_t[tau] + E_v[v]
+        # e[patch, v] = W_e x[:, 4 patch:4 patch + 4, v] + b_e + E_t[patch] + E_v[v]
         W = p["joints_embed.proj.weight"][:, :, :, 0]  # (D, C, 4)
-        tokens = np.stack([np.einsum("dck,ck->d", W, xm[:, 4 * tau:4 * tau + 4, v]) + p["joints_embed.proj.bias"]
-                           + p["temp_embed"][0, tau, 0] + p["pos_embed"][0, 0, v]
-                           for tau in range(2) for v in range(25)])  # (50, D), patch-major
+        tokens = np.stack([np.einsum("dck,ck->d", W, xm[:, 4 * patch:4 * patch + 4, v]) + p["joints_embed.proj.bias"]
+                           + p["temp_embed"][0, patch, 0] + p["pos_embed"][0, 0, v]
+                           for patch in range(2) for v in range(25)])  # (50, D), patch-major
         h = tokens
         for i in range(8):
             b = f"blocks.{i}."
