@@ -33,6 +33,7 @@ import prompts  # noqa: E402
 from prompts import pool_prompts  # noqa: E402
 from skeleton_gcn import STGCN  # noqa: E402
 from tools.generate_prompts import vision_prompt  # noqa: E402
+from utils.prompt_files import read_language_prompts  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "pkuv2_language_sample.json"
 
@@ -51,7 +52,7 @@ class MemoryFrames:
 
 def synthetic_prompts(n):
     """n samples: language {key: [16 answers]} and vision {key: {frames, boxes}} with their frame sources."""
-    released = list(prompts.read_language_prompts(FIXTURE).values())
+    released = list(read_language_prompts(FIXTURE).values())
     joints = np.zeros((64, 1, 25, 2), np.float32)
     joints[:, 0, :, 0], joints[:, 0, :, 1] = np.linspace(700, 1100, 25), np.linspace(200, 1000, 25)
     keys = [f"S001C001P{i:03d}R001A001" for i in range(n)]

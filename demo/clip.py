@@ -44,6 +44,7 @@ from demo.frames import demo_frame_source  # noqa: E402
 from demo.world import (_INTENTS, _NEUTRAL_POSTURES, _OBJECTS, _POSTURES, _VAGUE_INTENTS, _WRONG_POSTURES,  # noqa: E402
                         ANSWER_WORDS, prepare_demo)
 from prompts import DEMO_CLIP_MODEL, Clip  # noqa: E402
+from tools import prompt_commands  # noqa: E402
 from tools.generate_prompts import make_vision_prompts, skeleton_color_xy  # noqa: E402
 from utils.config import add_arguments, from_args, setting  # noqa: E402
 from utils.distributed import DEVICES  # noqa: E402
@@ -206,7 +207,7 @@ def prepare_demo_prompts(data_root: str | Path = "datasets", device: str = "cpu"
     raw = Path(data_root) / "demo" / "raw"
     for split in splits:
         for part in parts:
-            names = prompts.split_names(data_root, "demo", split, part)
+            names = prompt_commands.split_names(data_root, "demo", split, part)
             language, _ = match_prompts(answers, names, source="demo_language.json")
             write_json(prompts.prompts_path(data_root, "demo", split, part, "language"), language, indent=4)
             out = prompts.cache_path(data_root, "demo", split, part, "language", DEMO_CLIP_MODEL, pretrained)

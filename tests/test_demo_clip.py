@@ -15,7 +15,7 @@ from demo import corpus, world
 from demo.clip import prepare_demo_prompts
 from demo.frames import demo_frame_source
 from demo.world import demo_names, prepare_demo
-from tools import generate_prompts
+from tools import generate_prompts, prompt_commands
 
 SAMPLES_PER_PART = 4  # the full demo (both splits, every sample) takes minutes here; the code path is the same
 
@@ -29,9 +29,9 @@ def demo_root(tmp_path_factory):
 
 @pytest.fixture()
 def few_samples(monkeypatch):
-    every = prompts.split_names
+    every = prompt_commands.split_names
     first = lambda *args: every(*args)[:SAMPLES_PER_PART]  # noqa: E731
-    monkeypatch.setattr(prompts, "split_names", first)
+    monkeypatch.setattr(prompt_commands, "split_names", first)
     return first
 
 

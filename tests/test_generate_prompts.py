@@ -17,6 +17,7 @@ import prompts
 from tools import generate_prompts
 from utils.frames import open_frame_source
 from utils.imports import MissingExtraError
+from utils.prompt_files import read_language_prompts
 
 prompts.import_open_clip()  # the torchvision work-around, before transformers' vision models are imported
 try:
@@ -91,7 +92,7 @@ def test_llava_answers_every_frame_in_the_released_format(tmp_path):
     out = tmp_path / "train_language_prompts.json"
     made = generate_prompts.make_language_prompts(["S001C001P001R001A001.skeleton"], out, lambda key: Frames(T=7),
                                          answerer, K=16)
-    assert prompts.read_language_prompts(out) == made and len(made["S001C001P001R001A001"]) == 16
+    assert read_language_prompts(out) == made and len(made["S001C001P001R001A001"]) == 16
 
 
 @needs_transformers

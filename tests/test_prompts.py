@@ -18,13 +18,12 @@ from PIL import Image
 import prompts
 from demo import clip as demo_clip
 from prompts import (DEMO_CLIP_MODEL, K_FRAMES, PromptError, WeightsUnavailableError,
-                     crop_person, encode_language, encode_vision, load_clip, load_prompt_features,
-                     read_language_prompts)
-from tools import gendata, generate_prompts
+                     crop_person, encode_language, encode_vision, load_clip, load_prompt_features)
+from tools import gendata, generate_prompts, prompt_commands
 from tools.generate_prompts import make_prompts, make_vision_prompts, sample_frame_indices, skeleton_box
 from utils.config import from_args
 from utils.files import write_labels
-from utils.prompt_files import match_prompts, prompt_id, sibling_caches
+from utils.prompt_files import match_prompts, prompt_id, read_language_prompts, sibling_caches
 from utils.frames import FolderFrameSource, open_frame_source
 from utils.imports import OPEN_CLIP_CONFIGS
 
@@ -456,7 +455,7 @@ def test_cli_help_lists_every_subcommand():
         assert command in out
     for command in ("import", "encode"):
         with pytest.raises(SystemExit) as exit_:
-            prompts.build_parser().parse_args([command, "--help"])
+            prompt_commands.build_parser().parse_args([command, "--help"])
         assert exit_.value.code == 0
     # generate and demo: their own scripts (tools/generate_prompts.py, demo/clip.py), run from the repository root
     for script, module in (("tools/generate_prompts.py", generate_prompts), ("demo/clip.py", demo_clip)):
@@ -473,14 +472,14 @@ def test_cli_dashed_and_underscored_flags_parse_to_the_same_config():
         return from_args(cls, parser.parse_args(argv))
 
     split = ["--dataset", "demo", "--split", "xsub"]
-    for command, cls in (("import", prompts.ImportConfig), ("encode", prompts.EncodeConfig)):
+    for command, cls in (("import", prompt_commands.ImportConfig), ("encode", prompt_commands.EncodeConfig)):
         released = ["answers.zip"] if command == "import" else []
-        dashed = config(prompts.build_parser(), cls, [command, *released, *split, "--data-root", "r", "--allow-partial"])
-        underscored = config(prompts.build_parser(), cls,
+        dashed = config(prompt_commands.build_parser(), cls, [command, *released, *split, "--data-root", "r", "--allow-partial"])
+        underscored = config(prompt_commands.build_parser(), cls,
                              [command, *released, *split, "--data_root", "r", "--allow_partial"])
         assert dashed == underscored and (dashed.data_root, dashed.allow_partial) == ("r", True)
     # the older aliases users know, with list flags taking several values
-    aliased = config(prompts.build_parser(), prompts.EncodeConfig,
+    aliased = config(prompt_commands.build_parser(), prompt_commands.EncodeConfig,
                      ["encode", *split, "--part", "val", "--modality", "vision", "language", "--clip-model", "m"])
     assert (aliased.parts, aliased.modalities, aliased.model) == (["val"], ["vision", "language"], "m")
     convert = ["convert", "arrays", "--dataset", "ntu60"]

@@ -23,6 +23,7 @@ import train
 from utils.pair_noise import break_pairs
 from utils.runs import collapse_message
 from demo.world import demo_names
+from tools import prompt_commands
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--size", "quarter", "--frames", "16", "--batch-size", "8", "--epochs", "3", "--linear-epochs", "5",
@@ -62,7 +63,7 @@ def write_tiny_demo_split(root, n_train=24, n_val=12, seed=0):
         write_labels(folder / f"{part}_label.pkl", [f"{name}.skeleton" for name in part_names], labels)
     tiny = prompts.load_clip(prompts.DEMO_CLIP_MODEL, None)
     clip = RandomProjectionClip(tiny.model, tiny.preprocess, tiny.tokenizer)
-    train_names = [data.sample_name(n) for n in prompts.split_names(root, "demo", "xsub", "train")]
+    train_names = [data.sample_name(n) for n in prompt_commands.split_names(root, "demo", "xsub", "train")]
     answers = {name: [f"the person is doing action {data.parse_ntu_name(name).action}"] * 16 for name in train_names}
     for k, name in enumerate(train_names):  # two answers per sample, so that drawing one of the K matters
         answers[name][k % 2] = f"a person moves, sample {k}"
@@ -328,7 +329,7 @@ def test_missing_prompt_cache_names_the_command_that_makes_it(tiny_root, tmp_pat
     with pytest.raises(FileNotFoundError, match="python prompts.py encode --dataset demo --split xview") as error:
         train.load_prompt_caches(config, ["S001C001P001R001A001"], ("language",))
     command = str(error.value).splitlines()[1].split()[2:]  # the command it names parses as prompts.py's
-    args = prompts.build_parser().parse_args(command)
+    args = prompt_commands.build_parser().parse_args(command)
     assert (args.parts, args.modalities, args.model) == (["train"], ["language"], prompts.DEMO_CLIP_MODEL)
     assert args.data_root == str(tmp_path)  # every non-default flag of the run: it runs as printed
     with pytest.raises(SystemExit, match="no language prompts"):  # it reaches the step after the split: the prompts

@@ -35,8 +35,8 @@ from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from data import sample_name  # noqa: E402
-from prompts import (CLI_ERRORS, K_FRAMES, PromptError, SplitConfig, checked_device, frame_opener,  # noqa: E402
-                     prompts_path, split_names)
+from prompts import CLI_ERRORS, K_FRAMES, PromptError, checked_device, prompts_path  # noqa: E402
+from tools.prompt_commands import SplitConfig, frame_opener, split_names  # noqa: E402
 from tools.raw_skeletons import read_skeleton  # noqa: E402
 from utils.config import add_arguments, from_args, setting  # noqa: E402
 from utils.distributed import DEVICES  # noqa: E402
