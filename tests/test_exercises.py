@@ -18,7 +18,7 @@ import pytest
 from tools import exercise_outcomes, exercises
 from tools.exercise_grading import run_tests
 from tools.exercise_sources import blank, blanked_exercise, defined_tests, find_function, remove_imports_of, \
-    remove_tests, remove_with_users
+    remove_tests, remove_tests_naming, remove_with_users
 
 ROOT = Path(__file__).resolve().parents[1]
 IMPLEMENT = [e for e in exercises.CATALOGUE if e.kind == "implement"]
@@ -127,6 +127,9 @@ def test_removed_tests_take_the_helpers_only_they_used_and_withheld_imports_take
     stripped = remove_imports_of(source, {"bench"})
     assert "bench" not in stripped and "def test_bench" not in stripped and "def test_other" in stripped
     assert remove_imports_of(source, {"nothing"}) == source
+    naming = 'def test_table():\n    assert "| `test_graded` |"\n\n\ndef test_kept():\n    assert "test_graded_more"\n'
+    assert remove_tests_naming(naming, {"test_graded"}) == 'def test_kept():\n    assert "test_graded_more"\n'
+
 
 
 def test_a_docs_measured_results_leave_a_copy_but_its_headings_stay():
@@ -246,7 +249,7 @@ def test_an_experiment_refuses_before_any_work_while_an_exercise_it_needs_is_bla
     with pytest.raises(exercises.KitError, match=r"experiment 12 needs exercises 1-9; 1-9 are still blank.*Nothing "
                                                  r"was run"):
         exercises.run_experiment(12, root=hidden_copy, out=out)
-    assert "train.py runs" in out.getvalue() and "still blank: 1 (soft_targets.soft_cross_entropy" in out.getvalue()
+    assert "train.py runs" in out.getvalue() and "still blank: exercises 1-9" in out.getvalue()
     assert not (hidden_copy / "datasets").exists() and not (hidden_copy / "runs").exists()
 
 

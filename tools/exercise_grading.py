@@ -38,9 +38,9 @@ def run_tests(folder: Path, tests: Sequence[str], timeout: float = 900) -> dict[
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.xml"
         try:
-            run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}",
-                                  *sorted(set(tests))], cwd=folder, capture_output=True, text=True, timeout=timeout,
-                                 env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+            run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                  f"--junitxml={report}", *sorted(set(tests))], cwd=folder, capture_output=True,
+                                 text=True, timeout=timeout, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
         except subprocess.TimeoutExpired:
             reason = f"not finished after {timeout:.0f} s: an endless loop, or a very slow function?"
             return {t.split("[")[0]: Outcome(False, reason) for t in tests}

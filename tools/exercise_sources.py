@@ -8,6 +8,7 @@ wrote it (comments, blank lines and line breaks kept):
 - `remove_tests`: test functions out, then the helpers only they used (an independent computation of an answer
   would otherwise stay behind in a student's copy);
 - `remove_with_users`: functions and every test or helper that uses them (a test helper that computes an answer);
+- `remove_tests_naming`: tests whose text names a test that left (a citation test's example row);
 - `remove_imports_of`: imports of modules a copy does not ship, and every test that used what they imported;
 - `defined_tests`: the test functions a file defines.
 """
@@ -83,7 +84,7 @@ def _delete(source: str, spans: list[tuple[int, int]]) -> str:
         del lines[start - 1:end]
         while start - 1 < len(lines) and start >= 2 and not lines[start - 2].strip() and not lines[start - 1].strip():
             del lines[start - 1]  # no run of three blank lines where a definition was
-    return "".join(lines).rstrip("\n") + "\n"
+    return "".join(lines).strip("\n") + "\n"
 
 
 def _used_names(nodes) -> set[str]:
@@ -131,6 +132,18 @@ def remove_with_users(source: str, names: set[str]) -> str:
             break
         gone |= more
     return remove_tests(source, gone) if gone else source
+
+
+def remove_tests_naming(source: str, names: set[str]) -> str:
+    """`source` without the test functions whose text names one of `names` (tests that check a table naming a test
+    that is not there any more)."""
+    if not names:
+        return source
+    tree = ast.parse(source)
+    word = re.compile(r"\b(" + "|".join(map(re.escape, sorted(names))) + r")\b")
+    naming = {n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")
+              and n.name not in names and word.search(ast.get_source_segment(source, n) or "")}
+    return remove_tests(source, naming) if naming else source
 
 
 def remove_imports_of(source: str, modules: set[str]) -> str:

@@ -53,6 +53,7 @@ from tools.exercise_sources import (  # noqa: E402
     find_function,
     remove_imports_of,
     remove_tests,
+    remove_tests_naming,
     remove_with_users,
 )
 from utils.files import write_json, write_text  # noqa: E402
@@ -115,7 +116,8 @@ CATALOGUE = (
              "computed again.",
              checks=(CS + "test_S_sm_is_N_by_N_and_S_ms_is_its_transpose",
                      CS + "test_the_diagonal_of_S_sm_is_t_when_each_skeleton_equals_its_prompt",
-                     CS + "test_the_logit_scale_t_receives_a_gradient", CS + "test_H_of_equal_logits_is_log_N_for_any_target",
+                     CS + "test_the_logit_scale_t_receives_a_gradient",
+                     CS + "test_H_of_equal_logits_is_log_N_for_any_target",
                      CS + "test_H_of_a_two_sample_batch_by_hand", CS + "test_H_stays_finite_at_large_logit_scales")),
     Exercise(2, "implement", "Soft targets within one modality (M2-M4)", "docs/method.md §4",
              ("soft_targets:prompt_self_similarity", "soft_targets:teacher_self_similarity",
@@ -139,7 +141,8 @@ CATALOGUE = (
              "the same step."),
              checks=(CD + "test_alpha_e_rises_in_equal_steps_to_alpha_T_at_the_last_epoch",
                      CD + "test_the_constant_schedule_is_alpha_T_from_the_first_epoch",
-                     CD + "test_an_epoch_outside_1_to_E_is_refused", CD + "test_the_bank_reads_back_what_was_written_as_float32",
+                     CD + "test_an_epoch_outside_1_to_E_is_refused",
+                     CD + "test_the_bank_reads_back_what_was_written_as_float32",
                      CD + "test_rows_never_written_are_not_filled_and_read_as_zero",
                      CD + "test_a_second_write_replaces_the_first")),
     Exercise(4, "implement", "Soft targets across modalities: the cycle (M7-M9)", "docs/method.md §6",
@@ -241,13 +244,14 @@ CATALOGUE = (
                      "self.qkv(u) is (B, n, 3 D), Q, K and V side by side, and head h of each is its columns h d .. "
                      "(h + 1) d - 1 with d = D / self.heads; Attn(u) = [softmax(Q_h K_h^T / sqrt(d)) V_h]_h W_o + "
                      "b_o, W_o and b_o being self.proj."),)),
-    Exercise(11, "implement", "The bidirectional GRU's feature, whole-sequence and ISC's stepping", "docs/method.md §8",
+    Exercise(11, "implement", "The bidirectional GRU's feature, whole-sequence and ISC's stepping",
+             "docs/method.md §8",
              ("skeleton_gru:SkeletonGRU.features",),
              ("tests/test_skeleton_gru.py::test_gru_feature_is_both_directions_final_state_by_the_cell_equations",
               "tests/test_skeleton_gru.py::test_the_frame_vector_is_ordered_joint_coordinate_person_as_in_isc"),
-             "torch.nn.GRU returns the last state of every layer and direction; which rows of h_n are the last layer's? "
-             "Write both settings of self.frame_by_frame (the graded tests run both): frame_by_frame=True feeds the "
-             "GRU one frame at a time and carries the state h from step to step.",
+             "torch.nn.GRU returns the last state of every layer and direction; which rows of h_n are the last "
+             "layer's? Write both settings of self.frame_by_frame (the graded tests run both): frame_by_frame=True "
+             "feeds the GRU one frame at a time and carries the state h from step to step.",
              checks=checks_in("test_check_skeleton_gru.py", "test_f_X_is_N_by_2_hidden",
                               "test_the_frame_vector_u_t_is_ordered_joint_coordinate_person",
                               "test_f_X_is_the_last_layers_state",
@@ -607,7 +611,8 @@ def student_readme(chosen: Sequence[Exercise], hidden_tests: bool) -> str:
               "python evaluate.py --help",
               "python demo/world.py                     # the demo data (15 actions, synthetic skeletons), ~15 s",
               "```", "",
-              f"Once exercises {needs_all} pass their checks: `python train.py` (the demo end to end: pretraining, then linear, kNN and zero-shot evaluation; "
+              f"Once exercises {needs_all} pass their checks: `python train.py` (the demo end to end: pretraining, "
+              "then linear, kNN and zero-shot evaluation; "
               "3-5 min on 2 cores), `python train.py --encoder gru` (also needs 11) or `--encoder transformer` "
               "(10), and `python tools/ablation.py` (what `run` calls). `python -m pytest` runs the project's "
               "remaining tests: those that reach a function you have not written yet fail with its "
@@ -707,6 +712,7 @@ def make_copy(out: Path, only: Sequence[int] = (), hide_tests: bool = False, roo
         edited = remove_imports_of(source, WITHHELD_MODULES)
         edited = remove_with_users(edited, keys[file]) if file in keys else edited
         edited = remove_tests(edited, graded[file]) if file in graded else edited
+        edited = remove_tests_naming(edited, {name for names in graded.values() for name in names})
         if edited != source:
             path.write_text(edited)
     for path in sorted((out / "docs").rglob("*.md")):
@@ -817,7 +823,8 @@ def run_experiment(number: int, lab: bool = False, seeds: Sequence[int] = (), dr
           f"  needs exercises {span(needs)}", file=out)
     blank_now = {n: f for n, f in blank_functions(root).items() if n in needs}
     if blank_now:
-        print(f"  still blank: " + "; ".join(f"{n} ({', '.join(f)})" for n, f in sorted(blank_now.items())), file=out)
+        print("  still blank: " + ("; ".join(f"exercise {n} ({', '.join(f)})" for n, f in sorted(blank_now.items()))
+                                   if len(blank_now) <= 2 else f"exercises {span(blank_now)}"), file=out)
     if dry_run:
         return 0
     if blank_now:

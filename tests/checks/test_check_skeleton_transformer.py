@@ -64,5 +64,5 @@ def test_the_heads_each_attend_with_their_own_weights():
     one_head = Attention(D, 1).double().requires_grad_(False)
     one_head.load_state_dict(attn.state_dict())
     assert float((attn(u) - one_head(u)).abs().max()) > 1e-6, \
-        f"Attn splits D = {D} into H = {HEADS} heads of d = D / H = {D // HEADS}, each with its own softmax(Q_h K_h^T " \
-        f"/ sqrt(d)): with the same weights, 4 heads must give another result than 1 head"
+        f"Attn splits D = {D} into H = {HEADS} heads of d = D / H = {D // HEADS}, each with its own " \
+        f"softmax(Q_h K_h^T / sqrt(d)): with the same weights, 4 heads must give another result than 1 head"
