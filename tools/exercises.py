@@ -194,8 +194,8 @@ CATALOGUE = (
                      CG + "test_G1_with_an_empty_graph_is_zero_because_the_bias_is_inside_the_graph_sum",
                      CG + "test_partition_k_uses_channels_k_C_out_to_k_plus_1_C_out_of_the_1x1_conv",
                      CG + "test_A_k_v_w_carries_joint_v_into_joint_w", CG + "test_G1_is_linear_in_the_graph"),
-             notes=(("skeleton_gcn:SpatialGraphConv.forward", "self.conv(x) is (N, K * C_out, T, V), "
-                     "channels k * C_out .. (k + 1) * C_out - 1 holding W_k x + b_k; the bias is added before "
+             notes=(("skeleton_gcn:SpatialGraphConv.forward", "self.conv(x) is (N, K*C_out, T, V), "
+                     "channels k*C_out .. (k+1)*C_out - 1 holding W_k x + b_k; the bias is added before "
                      "the graph sum, as in the reference code, so an empty graph A = 0 gives 0. A (K, V, V) comes "
                      "from the caller: this exercise does not need exercise 8's Graph."),)),
     Exercise(8, "implement", "G2: the spatial partition of the skeleton graph", "docs/method.md §8",
@@ -241,8 +241,8 @@ CATALOGUE = (
                               "test_the_samples_of_a_batch_do_not_attend_to_each_other",
                               "test_the_heads_each_attend_with_their_own_weights"),
              notes=(("skeleton_transformer:Attention.forward", "u (B, n, D) -> (B, n, D); "
-                     "self.qkv(u) is (B, n, 3 D), Q, K and V side by side, and head h of each is its columns h d .. "
-                     "(h + 1) d - 1 with d = D / self.heads; Attn(u) = [softmax(Q_h K_h^T / sqrt(d)) V_h]_h W_o + "
+                     "self.qkv(u) is (B, n, 3*D), Q, K and V side by side, and head h of each is its columns h*d .. "
+                     "(h+1)*d - 1 with d = D / self.heads; Attn(u) = [softmax(Q_h K_h^T / sqrt(d)) V_h]_h W_o + "
                      "b_o, W_o and b_o being self.proj."),)),
     Exercise(11, "implement", "The bidirectional GRU's feature, whole-sequence and ISC's stepping",
              "docs/method.md §8",
