@@ -138,12 +138,13 @@ CATALOGUE = (
               DI + "test_teacher_bank_read_write_by_dataset_index"),
              "Epochs are 1-based. The bank stores float16 and reads float32; `written_in` records the epoch of each "
              "row's write: a row teaches only in the epoch after it was written, and a read never sees the write of "
-             "the same step."),
+             "the same step.",
              checks=(CD + "test_alpha_e_rises_in_equal_steps_to_alpha_T_at_the_last_epoch",
                      CD + "test_the_constant_schedule_is_alpha_T_from_the_first_epoch",
                      CD + "test_an_epoch_outside_1_to_E_is_refused",
                      CD + "test_the_bank_reads_back_what_was_written_as_float32",
                      CD + "test_rows_never_written_are_not_filled_and_read_as_zero",
+                     CD + "test_a_row_teaches_only_in_the_epoch_after_its_write",
                      CD + "test_a_second_write_replaces_the_first")),
     Exercise(4, "implement", "Soft targets across modalities: the cycle (M7-M9)", "docs/method.md §6",
              ("soft_targets:cross_prompt_agreement", "soft_targets:teacher_predictions",

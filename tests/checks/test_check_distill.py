@@ -51,36 +51,45 @@ def test_an_epoch_outside_1_to_E_is_refused():
 def test_the_bank_reads_back_what_was_written_as_float32():
     bank = TeacherBank(10, 6, "both")
     Z = {m: torch.nn.functional.normalize(torch.randn(3, 6), dim=1) for m in ("vision", "language")}
-    bank.write(torch.tensor([7, 2, 9]), Z)
-    rows, filled = bank.read(torch.tensor([2, 9, 7]))
-    assert set(rows) == {"vision", "language"}, f"read returns ({{m: (B, dim)}}, filled); got keys {sorted(rows)}"
+    bank.write(torch.tensor([7, 2, 9]), Z, epoch=1)
+    rows, has_teacher = bank.read(torch.tensor([2, 9, 7]), epoch=2)
+    assert set(rows) == {"vision", "language"}, f"read returns ({{m: (B, dim)}}, has_teacher); got keys {sorted(rows)}"
     for m in rows:
         assert rows[m].dtype == torch.float32, f"the bank stores float16 and read returns float32 rows; " \
                                                f"got {rows[m].dtype}"
         assert_close(rows[m], Z[m][[1, 2, 0]], f"Zt_{m[0]}[i] must be the embedding written for dataset index i "
                                                f"(rows 2, 9, 7 were written at batch positions 1, 2, 0); within "
                                                f"float16 precision", atol=2e-3)
-    assert filled.tolist() == [True, True, True], f"rows 2, 9 and 7 were written: filled must be all True; got " \
-                                                  f"{filled.tolist()}"
+    assert has_teacher.tolist() == [True, True, True], f"rows 2, 9 and 7 were written in epoch 1: in epoch 2 each " \
+                                                       f"has a teacher; got has_teacher {has_teacher.tolist()}"
 
 
 def test_rows_never_written_are_not_filled_and_read_as_zero():
     bank = TeacherBank(10, 6, "both")
-    rows, filled = bank.read(torch.tensor([0, 5]))
-    assert filled.tolist() == [False, False], f"a new bank holds no teacher: filled must be all False; got " \
-                                              f"{filled.tolist()}"
-    bank.write(torch.tensor([5]), {m: torch.ones(1, 6) for m in ("vision", "language")})
-    rows, filled = bank.read(torch.tensor([0, 5]))
-    assert filled.tolist() == [False, True], f"only row 5 was written: filled must be [False, True]; got " \
-                                             f"{filled.tolist()}"
+    rows, has_teacher = bank.read(torch.tensor([0, 5]), epoch=2)
+    assert has_teacher.tolist() == [False, False], f"a new bank holds no teacher: has_teacher must be all False; " \
+                                                   f"got {has_teacher.tolist()}"
+    bank.write(torch.tensor([5]), {m: torch.ones(1, 6) for m in ("vision", "language")}, epoch=1)
+    rows, has_teacher = bank.read(torch.tensor([0, 5]), epoch=2)
+    assert has_teacher.tolist() == [False, True], f"only row 5 was written in epoch 1: in epoch 2 has_teacher " \
+                                                  f"must be [False, True]; got {has_teacher.tolist()}"
     assert float(rows["vision"][0].abs().max()) == 0, "a row never written reads as zeros"
+
+
+def test_a_row_teaches_only_in_the_epoch_after_its_write():
+    bank = TeacherBank(4, 3, "language")
+    bank.write(torch.tensor([1]), {"language": torch.ones(1, 3)}, epoch=2)
+    got = [bank.read(torch.tensor([1]), epoch=e)[1].item() for e in (1, 2, 3, 4)]
+    assert got == [False, False, True, False], f"row 1 was written in epoch 2: it is a teacher in epoch 3 only " \
+                                               f"(M5: the previous epoch's embedding); has_teacher in epochs 1-4 " \
+                                               f"was {got}"
 
 
 def test_a_second_write_replaces_the_first():
     bank = TeacherBank(4, 3, "language")
-    bank.write(torch.tensor([1]), {"language": torch.full((1, 3), 0.25)})
-    bank.write(torch.tensor([1]), {"language": torch.full((1, 3), 0.5)})
-    rows, _ = bank.read(torch.tensor([1]))
+    bank.write(torch.tensor([1]), {"language": torch.full((1, 3), 0.25)}, epoch=1)
+    bank.write(torch.tensor([1]), {"language": torch.full((1, 3), 0.5)}, epoch=2)
+    rows, _ = bank.read(torch.tensor([1]), epoch=3)
     assert_close(rows["language"][0], torch.full((3,), 0.5), "epoch e overwrites row i with its new embedding: the "
                                                              "later write must be what is read")
 
