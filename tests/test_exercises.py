@@ -185,9 +185,9 @@ def test_the_hidden_copy_is_a_handout_without_instructor_only_files(hidden_copy)
                 assert not exercises.MEASURED.search(text), f"{path.relative_to(copy)} holds a measured result"
     catalogue = (copy / "docs" / "exercises.md").read_text()
     assert "measured:" not in catalogue and "python tools/exercises.py check 11" in catalogue
-    assert "frame_by_frame" in catalogue  # exercise 11's requirement is stated
+    assert "self.stepping" in catalogue  # exercise 11's requirement is stated
     blanked = (copy / "skeleton_gru.py").read_text()
-    assert "# Exercise 11, what the docstring does not say: both settings of self.frame_by_frame" in blanked
+    assert "# Exercise 11, what the docstring does not say: both settings of self.stepping" in blanked
 
 
 def test_the_hidden_copy_still_imports_runs_help_and_refuses_to_grade_without_the_graded_tests(hidden_copy):

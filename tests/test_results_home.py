@@ -9,7 +9,7 @@ RESULTS = ROOT / "docs" / "results.md"
 # a command in backticks, environment settings allowed in front: `python tools/ablation.py ...`, `OMP_NUM_THREADS=1 python ...`
 COMMAND = re.compile(r"`(?:[A-Z_]+=\S+\s+)*python\s[^`]+`")
 MACHINE = re.compile(r"\b2-core\s+(?:development\s+)?(?:CPU|machine)\b|\bH100\b|\bH200\b", re.I)
-MEAN_STD = re.compile(r"\d+\.\d ± \d+\.\d")  # a measured cell: "76.1 ± 3.2"
+MEAN_STD = re.compile(r"\d+\.\d ± \d+\.\d")  # a measured cell: "12.3 ± 4.5"
 LINK = re.compile(r"(?:\(|\]:\s*)((?:[\w./-]*/)?(\w+)\.md)?#([\w-]+)\)?")
 
 
@@ -49,7 +49,7 @@ def test_every_results_table_names_its_command_and_machine():
 
 
 def test_a_table_without_its_command_or_machine_is_caught():
-    table = "| run | linear |\n|---|---:|\n| C2VL | 76.1 ± 3.2 |\n"
+    table = "| run | linear |\n|---|---:|\n| C2VL | 12.3 ± 4.5 |\n"
     assert tables_without_provenance("## 2. A question\n\n`python tools/ablation.py`, the 2-core CPU:\n\n" + table) == []
     assert len(tables_without_provenance("## 2. A question\n\nthe 2-core CPU:\n\n" + table)) == 1
     assert len(tables_without_provenance("## 2. A question\n\n`python tools/ablation.py`:\n\n" + table)) == 1
@@ -72,9 +72,9 @@ def test_readme_and_training_md_restate_no_measured_mean_and_std_and_link_to_res
 def test_a_planted_mean_and_std_is_caught():
     readme = (ROOT / "README.md").read_text()
     assert measured_cells(readme) == []
-    planted = readme + "\n| C2VL | 76.1 ± 3.2 | 69.2 ± 3.0 |\n"
+    planted = readme + "\n| C2VL | 12.3 ± 4.5 | 23.4 ± 5.6 |\n"
     assert len(measured_cells(planted)) == 1
-    assert len(measured_cells("C2VL reaches 76.1 ± 3.2 linear on the demo.")) == 1
+    assert len(measured_cells("C2VL reaches 12.3 ± 4.5 linear on the demo.")) == 1
     assert measured_cells("a paired difference is the mean ± its standard error") == []
 
 

@@ -251,17 +251,17 @@ CATALOGUE = (
              ("tests/test_skeleton_gru.py::test_gru_feature_is_both_directions_final_state_by_the_cell_equations",
               "tests/test_skeleton_gru.py::test_the_frame_vector_is_ordered_joint_coordinate_person_as_in_isc"),
              "torch.nn.GRU returns the last state of every layer and direction; which rows of h_n are the last "
-             "layer's? Write both settings of self.frame_by_frame (the graded tests run both): frame_by_frame=True "
+             "layer's? Write both settings of self.stepping (the graded tests run both): stepping \"frame\" "
              "feeds the GRU one frame at a time and carries the state h from step to step.",
              checks=checks_in("test_check_skeleton_gru.py", "test_f_X_is_N_by_2_hidden",
                               "test_the_frame_vector_u_t_is_ordered_joint_coordinate_person",
                               "test_f_X_is_the_last_layers_state",
                               "test_a_one_person_input_is_the_two_person_layout_with_an_empty_second_person",
                               "test_one_frame_gives_the_same_feature_in_both_settings",
-                              "test_frame_by_frame_is_iscs_stepping_not_the_whole_sequence_pass"),
-             notes=(("skeleton_gru:SkeletonGRU.features", "both settings of self.frame_by_frame. "
-                     "False: one pass of self.encoder.gru over the T frame vectors u_t, f(X) = [h_T^fwd ; h_1^bwd] of "
-                     "the last layer. True, ISC's stepping (its and CMD's released weights give their features only "
+                              "test_frame_stepping_is_iscs_stepping_not_the_whole_sequence_pass"),
+             notes=(("skeleton_gru:SkeletonGRU.features", "both settings of self.stepping. "
+                     "\"sequence\": one pass of self.encoder.gru over the T frame vectors u_t, f(X) = [h_T^fwd ; h_1^bwd] of "
+                     "the last layer. \"frame\", ISC's stepping (its and CMD's released weights give their features only "
                      "this way): the GRU reads one frame at a time, carrying its state h (every layer and direction) "
                      "from step to step, so the 'backward' direction also reads forward in time, and f(X) is the "
                      "GRU's output at the last frame. A one-person input (M = 1) first gets an empty second person."),
