@@ -2,33 +2,36 @@
 
 A training sample is a skeleton sequence x_i in R^{C x T x V x M} (C = 3 coordinates, T frames, V = 25 Kinect v2
 joints, M = 2 persons); a Dataset item is (x_i, y_i, i), and the sample names are the keys that the prompt caches
-of prompts.py and the teacher bank of distill.py are aligned to. Benchmarks (docs/conventions.md §1, §3): NTU-60
-xsub/xview, NTU-120 xsub/xset, PKU-MMD I/II xsub/xview, and the demo (xsub/xview by NTU-60's rules).
+of prompts.py and the teacher bank of distill.py are aligned to. T counts the frames an array holds: as recorded
+(300 in the split files) before resizing, T = `frames` (50 by default) after it. Benchmarks (docs/conventions.md
+§1, §3): NTU-60 xsub/xview, NTU-120 xsub/xset, PKU-MMD I/II xsub/xview, and the demo (xsub/xview by NTU-60's rules).
 
 A split folder datasets/<dataset>/<split>/ holds the ST-GCN layout: `{train,val}_data.npy` float32
 (N, 3, 300, 25, 2), zero-padded, and `{train,val}_label.pkl` = (names, 0-based labels); `val` is the benchmark's
 test part. For training it is preprocessed once, cached next to the source as `{part}_data.{normalization}_T{T}.npy`
-(joints 0-based: 1 SpineMid, 4 ShoulderLeft, 8 ShoulderRight, 20 SpineShoulder; t0(m) = first frame of body m):
+(joints 0-based as in docs/conventions.md §1: 1 SpineMid, 4 ShoulderLeft, 8 ShoulderRight, 20 SpineShoulder, the
+"joint 21" of the 1-based papers; t0(m) = first frame of body m):
    valid frames          F = the frames in which any body has a non-zero joint (empty frames are dropped)
    resize (all)          x'[t] = (1 - w) x[F[i0]] + w x[F[i0 + 1]],  p = (t + 1/2) |F| / T - 1/2 clipped to
                          [0, |F| - 1], i0 = floor(p), w = p - i0   (cv2.resize INTER_LINEAR, as CrosSCLR uses)
    "aimclr" (default)    x_v[t, m] <- x_v[t, m] - x_20[t, m]                     per body m and frame t
                          x_20[t, m] <- x_20[t, m] - x_20[t0(m), m]               (the centre keeps its trajectory)
-                         x[t, m] <- R_y(theta_t,m) x[t, m],  R_y turns the shoulder vector x_8 - x_4 (xz-part)
-                         onto +x
+                         x[t, m] <- R_y(theta_tm) x[t, m],  v = x_8[t, m] - x_4[t, m] (shoulders, xz-part)
+                         theta_tm = -s_m arccos(v_x / |v|),  s_m = sign(sum_t v_z) (+1 for a zero sum): v ends
+                         along +x in the frames where v_z has the sign s_m; in the other frames its angle from
+                         +x doubles, (1, -0.5) -> (0.67, -0.89)   (CrosSCLR's parallel_skeleton)
    "ctrgcn"              x <- x - x_1[t0, body 0]  (SpineMid of the first valid frame, CTR-GCN's translation)
    "none"                coordinates as recorded
 
 Elsewhere: making split folders from raw NTU/PKU-MMD files (tools/raw_skeletons.py) or from the arrays of other
 codebases (tools/foreign_formats.py), with `python tools/gendata.py {ntu,pku,convert,info}`; the synthetic demo
-dataset (demo/world.py); label files (utils/files.py); prompts (prompts.py).
+dataset (demo/world.py); NTU sample names and the benchmark rules they decide (tools/ntu_names.py); label files
+(utils/files.py); prompts (prompts.py).
 Nowhere: augmentation (C2VL trains without it), bone/motion streams, and the NTU "denoising" heuristics of
 CTR-GCN/pyskl (import their denoised arrays).
 """
 from __future__ import annotations
 
-import dataclasses
-import re
 import sys
 from pathlib import Path
 
@@ -92,7 +95,7 @@ def resize_valid_frames(x: np.ndarray, frames: int) -> np.ndarray:
 
 
 def center_on_spine_shoulder(x: np.ndarray) -> np.ndarray:
-    """x_v[t,m] - x_21[t,m] per body and frame; joint 21 keeps its trajectory x_21[t,m] - x_21[t0(m),m] (CrosSCLR)."""
+    """x_v[t,m] - x_20[t,m] per body and frame; joint 20 keeps its trajectory x_20[t,m] - x_20[t0(m),m] (CrosSCLR)."""
     present = body_present(x)  # (N, T, M)
     center = x[:, :, :, SPINE_SHOULDER:SPINE_SHOULDER + 1, :]  # (N, C, T, 1, M)
     first = present.argmax(axis=1)  # (N, M) first frame with the body
@@ -103,11 +106,13 @@ def center_on_spine_shoulder(x: np.ndarray) -> np.ndarray:
 
 
 def align_shoulders(x: np.ndarray) -> np.ndarray:
-    """Rotate every body and frame about the vertical (y) axis so the shoulder vector x_9 - x_5 lies along +x.
+    """Rotate every body and frame about the vertical (y) axis by theta_tm, from the shoulder vector v = x_8 - x_4.
 
-    theta_t = arccos(v_x / (|v_xz| + 1e-4)), its sign set once per sequence by sum_t v_z (CrosSCLR's
-    parallel_skeleton, reproduced so our caches match AimCLR's `*_position.npy`); R_y(theta) maps
-    (x, z) -> (x cos theta - z sin theta, x sin theta + z cos theta).
+    theta_tm = -s_m arccos(v_x / (|v_xz| + 1e-4)), the sign s_m = sign(sum_t v_z) set once per body and sequence;
+    R_y(theta) maps (x, z) -> (x cos theta - z sin theta, x sin theta + z cos theta), i.e. adds theta to the angle
+    phi_t = atan2(v_z, v_x). So v ends along +x (phi_t + theta_tm = 0) in the frames where v_z has the sign s_m, and
+    at twice its angle (2 phi_t) in the others. CrosSCLR's parallel_skeleton does exactly this; reproduced so our
+    caches match AimCLR's `*_position.npy`.
     """
     v = x[:, :, :, SHOULDER_RIGHT, :] - x[:, :, :, SHOULDER_LEFT, :]  # (N, C, T, M)
     v_x, v_z = v[:, 0], v[:, 2]  # (N, T, M)
@@ -121,7 +126,7 @@ def align_shoulders(x: np.ndarray) -> np.ndarray:
 
 
 def translate_to_first_spine_mid(x: np.ndarray) -> np.ndarray:
-    """x - x_2[t0, body 0] for every present body (CTR-GCN: origin = SpineMid of the first valid frame)."""
+    """x - x_1[t0, body 0] for every present body (CTR-GCN: origin = SpineMid of the first valid frame)."""
     present = body_present(x)  # (N, T, M)
     first = present[:, :, 0].argmax(axis=1)  # (N,)
     origin = x[np.arange(len(x)), :, first, SPINE_MID, 0]  # (N, C)
@@ -241,15 +246,8 @@ def load_split(data_root="datasets", dataset: str = "demo", split: str = "xsub",
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# 3. Datasets, benchmarks, sample names
+# 3. Datasets, their splits and class names (NTU sample names and benchmark rules: tools/ntu_names.py)
 # ----------------------------------------------------------------------------------------------------------------
-
-NTU60_XSUB_TRAIN_SUBJECTS = (1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38)
-NTU120_XSUB_TRAIN_SUBJECTS = NTU60_XSUB_TRAIN_SUBJECTS + (
-    45, 46, 47, 49, 50, 52, 53, 54, 55, 56, 57, 58, 59, 70, 74, 78, 80, 81, 82, 83, 84, 85, 86, 89, 91, 92, 93, 94,
-    95, 97, 98, 100, 103)
-NTU_XVIEW_TRAIN_CAMERAS = (2, 3)
-NTU_NAME = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})")
 
 DEMO_CLASSES = ("wave right hand", "wave left hand", "raise both arms", "clap hands", "sit down", "stand up",
                 "kick with right leg", "kick with left leg", "jump up", "bow", "punch with right hand",
@@ -283,50 +281,6 @@ def check_choice(what, value, choices):
     """ValueError naming the choices unless `value` is one of them."""
     if value not in choices:
         raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
-
-
-@dataclasses.dataclass(frozen=True)
-class NtuName:
-    setup: int
-    camera: int
-    subject: int
-    replication: int
-    action: int
-
-
-def parse_ntu_name(name: str) -> NtuName:
-    """'S001C002P003R002A013(.skeleton)' -> NtuName(1, 2, 3, 2, 13)."""
-    match = NTU_NAME.fullmatch(Path(name).name.removesuffix(".skeleton"))
-    if match is None:
-        raise ValueError(f"{name!r} is not an NTU sample name SsssCcccPpppRrrrAaaa")
-    return NtuName(*map(int, match.groups()))
-
-
-def ntu_in_dataset(name: str, dataset: str) -> bool:
-    """NTU-60 = setups 1-17 and actions 1-60; NTU-120 adds setups 18-32 and actions 61-120; demo uses all."""
-    n = parse_ntu_name(name)
-    if dataset == "ntu60":
-        return n.setup <= 17 and n.action <= 60
-    return dataset in ("ntu120", "demo")
-
-
-def ntu_is_train(name: str, dataset: str, split: str) -> bool:
-    """The benchmarks of docs/conventions.md §1: training subjects (xsub), cameras 2 and 3 (xview), even setups (xset).
-
-    The demo dataset follows NTU-60's rules, so the same split code is exercised on it.
-    """
-    check_choice(f"split of {dataset}", split, DATASETS[dataset])
-    n = parse_ntu_name(name)
-    if split == "xsub":
-        return n.subject in (NTU120_XSUB_TRAIN_SUBJECTS if dataset == "ntu120" else NTU60_XSUB_TRAIN_SUBJECTS)
-    if split == "xview":
-        return n.camera in NTU_XVIEW_TRAIN_CAMERAS
-    return n.setup % 2 == 0  # xset
-
-
-def read_missing_list(path) -> set[str]:
-    """Sample names in an NTU missing-skeleton list; header lines and blank lines are ignored."""
-    return {m.group(0) for m in NTU_NAME.finditer(Path(path).read_text(errors="replace"))}
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from data import make_command, parse_ntu_name, sample_name
+from data import make_command, sample_name
 from demo.motion import DemoSubject, demo_subject
 from demo.world import DEMO_FRAME_SIZE, KINECT_COLOR
+from tools.ntu_names import parse_ntu_name
 from tools.raw_skeletons import read_skeleton
 from utils.files import DataNotFoundError
 

@@ -23,8 +23,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from data import DATASETS, DEMO_CLASSES, NUM_JOINTS, PARTS, load_split, parse_ntu_name, split_dir  # noqa: E402
+from data import DATASETS, DEMO_CLASSES, NUM_JOINTS, PARTS, load_split, split_dir  # noqa: E402
 from demo.motion import DEMO_FPS, demo_joints, demo_motion, demo_subject, rotation  # noqa: E402
+from tools.ntu_names import parse_ntu_name  # noqa: E402
 from tools.raw_skeletons import convert_ntu, parallel_map  # noqa: E402
 from utils.config import add_arguments, from_args, setting  # noqa: E402
 from utils.files import atomic_path, write_text  # noqa: E402

@@ -1,4 +1,4 @@
-"""data.py: benchmark splits, label files and their checks, the restricted unpickler, preprocessing, the Dataset."""
+"""data.py: label files and the checks of a split part, the restricted unpickler, preprocessing, the Dataset."""
 import os
 import pickle
 import time
@@ -37,29 +37,6 @@ def write_stgcn(folder, x, names=NAMES, labels=LABELS, data_name="{part}_data.np
         np.save(folder / data_name.format(part=part), x)
         with open(folder / f"{part}_label.pkl", "wb") as f:
             pickle.dump((list(names), list(labels)), f)
-
-
-# ---- benchmark splits ----------------------------------------------------------------------------------------
-
-def test_split_rules_select_exactly_the_listed_subjects_cameras_and_setups():
-    for subject in range(1, 107):
-        name60 = f"S001C001P{subject:03d}R001A001"
-        assert data.ntu_is_train(name60, "ntu60", "xsub") == (subject in data.NTU60_XSUB_TRAIN_SUBJECTS)
-        assert data.ntu_is_train(name60, "ntu120", "xsub") == (subject in data.NTU120_XSUB_TRAIN_SUBJECTS)
-    assert len(data.NTU60_XSUB_TRAIN_SUBJECTS) == 20 and len(data.NTU120_XSUB_TRAIN_SUBJECTS) == 53
-    assert [data.ntu_is_train(f"S001C{c:03d}P001R001A001", "ntu60", "xview") for c in (1, 2, 3)] == [False, True, True]
-    assert [data.ntu_is_train(f"S{s:03d}C001P001R001A001", "ntu120", "xset") for s in range(1, 33)] == \
-           [s % 2 == 0 for s in range(1, 33)]
-    assert data.ntu_in_dataset("S017C001P001R001A060", "ntu60")
-    assert not data.ntu_in_dataset("S018C001P001R001A001", "ntu60")
-    assert not data.ntu_in_dataset("S001C001P001R001A061", "ntu60")
-
-
-def test_missing_list_tolerates_the_official_header_lines():
-    names = data.read_missing_list(FIXTURES / "missing_with_header.txt")
-    assert names == {"S001C002P005R002A008", "S001C002P006R001A008", "S018C001P008R001A061"}
-    assert len(data.read_missing_list(data.RESOURCES / "ntu60_samples_with_missing_skeletons.txt")) == 302
-    assert len(data.read_missing_list(data.RESOURCES / "ntu120_samples_with_missing_skeletons.txt")) == 535
 
 
 # ---- restricted unpickler ------------------------------------------------------------------------------------
@@ -182,7 +159,7 @@ def test_aimclr_normalisation_matches_crossclr_and_aligns_the_shoulders():
     agrees = (v_z >= 0) == (v_z.sum(axis=1, keepdims=True) >= 0)  # CrosSCLR picks the sign once per sequence
     assert np.array_equal(aligned, agrees) and agrees.mean() > 0.5
     centred = data.center_on_spine_shoulder(x)
-    assert not centred[:, :, :, 20][:, :, 0].any()  # joint 21 keeps its trajectory, starting at 0
+    assert not centred[:, :, :, 20][:, :, 0].any()  # joint 20 (SpineShoulder) keeps its trajectory, starting at 0
     np.testing.assert_allclose(centred[:, :, 5, 3, 0], x[:, :, 5, 3, 0] - x[:, :, 5, 20, 0], atol=1e-6)
 
 

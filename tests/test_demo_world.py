@@ -8,6 +8,7 @@ import pytest
 import data
 from demo import world
 from demo.frames import demo_frame_source
+from tools import ntu_names
 from tools.raw_skeletons import read_skeleton
 
 
@@ -16,15 +17,15 @@ def test_demo_has_fifteen_classes_and_1080_samples_named_like_ntu(demo):
     assert data.num_classes("demo") == len(data.class_names("demo")) == 15
     names = world.demo_names()
     assert len(names) == 1080 and names == sorted(names)
-    subjects = {data.parse_ntu_name(n).subject for n in names}
-    assert len(subjects) == 12 and {data.parse_ntu_name(n).camera for n in names} == {1, 2, 3}
+    subjects = {ntu_names.parse_ntu_name(n).subject for n in names}
+    assert len(subjects) == 12 and {ntu_names.parse_ntu_name(n).camera for n in names} == {1, 2, 3}
     assert sorted(p.stem for p in (root / "demo" / "raw").glob("*.skeleton")) == names
     for split, (n_train, n_val) in {"xsub": (540, 540), "xview": (720, 360)}.items():
         train = data.load_split(root, "demo", split, "train")
         val = data.load_split(root, "demo", split, "val")
         assert (len(train), len(val)) == (n_train, n_val)
         assert sorted(train.names + val.names) == names
-        assert all(data.ntu_is_train(n, "demo", split) for n in train.names)
+        assert all(ntu_names.ntu_is_train(n, "demo", split) for n in train.names)
         assert np.bincount(train.labels, minlength=15).min() > 0
 
 
@@ -41,9 +42,9 @@ def test_demo_generation_is_fast_and_idempotent(demo):
 def test_a_world_of_four_replications_holds_the_default_world_and_doubles_both_parts():
     default, larger = world.demo_names(), world.demo_names(4)
     assert len(larger) == 2160 and set(default) < set(larger)
-    assert {data.parse_ntu_name(n).replication for n in set(larger) - set(default)} == {3, 4}
+    assert {ntu_names.parse_ntu_name(n).replication for n in set(larger) - set(default)} == {3, 4}
     for split, (n_train, n_val) in {"xsub": (1080, 1080), "xview": (1440, 720)}.items():
-        n = sum(data.ntu_is_train(name, "demo", split) for name in larger)
+        n = sum(ntu_names.ntu_is_train(name, "demo", split) for name in larger)
         assert (n, len(larger) - n) == (n_train, n_val)
     with pytest.raises(ValueError, match="1 to 4 replications"):
         world.demo_names(5)

@@ -14,7 +14,7 @@ from demo import world
 from test_data import raw_samples, write_stgcn
 from test_raw_skeletons import corrupt_catalogue
 from demo import world as demo_world
-from tools import gendata, raw_skeletons
+from tools import gendata, ntu_names, raw_skeletons
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -171,7 +171,7 @@ def test_ntu_refuses_an_empty_split_part_an_existing_split_and_names_a_failing_w
         shutil.copy(root / "demo" / "raw" / f"{name}.skeleton", raw)
     only_test_subjects = tmp_path / "raw_val"
     only_test_subjects.mkdir()
-    for name in [n for n in names if data.parse_ntu_name(n).subject == 3][:4]:
+    for name in [n for n in names if ntu_names.parse_ntu_name(n).subject == 3][:4]:
         shutil.copy(root / "demo" / "raw" / f"{name}.skeleton", only_test_subjects)
     args = ["ntu", "--dataset", "ntu60", "--data-root", str(tmp_path / "out"), "--workers", "1", "--no-cache"]
     last = cli_fails(*args, "--raw", str(only_test_subjects))

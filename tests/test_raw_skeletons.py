@@ -11,7 +11,7 @@ import pytest
 
 import data
 from bench.bench_data import plain_read_skeleton
-from tools import generate_prompts, raw_skeletons
+from tools import generate_prompts, ntu_names, raw_skeletons
 from tools.raw_skeletons import (PKU_VIEWS, SkeletonFormatError, WorkerError, _read_ntu_task, convert_ntu, convert_pku,
                                  cut_instance, find_ntu_files, parallel_map, pku_instances, pku_video_prefix,
                                  read_pku_skeleton, read_skeleton, to_stgcn_sample)
@@ -162,7 +162,7 @@ def check_rows_match(folder, part, motions):
     assert array.shape == (len(names), 3, 300, 25, 2) and array.dtype == np.float32
     for name, label, row in zip(names, labels, array):
         stem = name.removesuffix(".skeleton")
-        assert label == data.parse_ntu_name(stem).action - 1
+        assert label == ntu_names.parse_ntu_name(stem).action - 1
         motion = motions[stem]  # (T, M, 25, 3); bodies may be re-ordered by motion energy
         for m in range(motion.shape[1]):
             assert any(np.allclose(row[:, :len(motion), :, k].transpose(1, 2, 0), motion[:, m], atol=1e-5)
@@ -178,14 +178,14 @@ def test_convert_ntu_writes_every_split_sorted_with_skips_counted(raw_ntu, tmp_p
     assert report.skipped_missing == 1
     assert len(report.corrupt) == 1 and "S001C001P002R001A003" in report.corrupt[0][0]
     assert report.corrupt[0][1].startswith("line 101: file ends early (truncated)")
-    ntu60 = sorted(n for n in names if data.ntu_in_dataset(n, "ntu60"))
+    ntu60 = sorted(n for n in names if ntu_names.ntu_in_dataset(n, "ntu60"))
     for dataset, split in (("ntu60", "xsub"), ("ntu60", "xview"), ("ntu120", "xsub"), ("ntu120", "xset")):
         folder = data.split_dir(tmp_path / "out", dataset, split)
         pool = ntu60 if dataset == "ntu60" else sorted(names)
         train = check_rows_match(folder, "train", motions)
         val = check_rows_match(folder, "val", motions)
-        assert train == sorted(n for n in pool if data.ntu_is_train(n, dataset, split))
-        assert val == sorted(n for n in pool if not data.ntu_is_train(n, dataset, split))
+        assert train == sorted(n for n in pool if ntu_names.ntu_is_train(n, dataset, split))
+        assert val == sorted(n for n in pool if not ntu_names.ntu_is_train(n, dataset, split))
         assert report.written[f"{dataset}/{split}/train"] == len(train)
     assert (tmp_path / "out" / "ntu60" / "conversion_report.json").is_file()
     assert not list((tmp_path / "out").rglob(".*tmp*"))  # atomic writes leave no temporaries

@@ -23,7 +23,7 @@ import train
 from utils.pair_noise import break_pairs
 from utils.runs import collapse_message
 from demo.world import demo_names
-from tools import prompt_commands
+from tools import ntu_names, prompt_commands
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--size", "quarter", "--frames", "16", "--batch-size", "8", "--epochs", "3", "--linear-epochs", "5",
@@ -52,7 +52,7 @@ def write_tiny_demo_split(root, n_train=24, n_val=12, seed=0):
     folder.mkdir(parents=True)
     for part, n, offset in (("train", n_train, 0), ("val", n_val, n_train)):
         part_names = sorted(names[offset:offset + n])
-        labels = [data.parse_ntu_name(name).action - 1 for name in part_names]
+        labels = [ntu_names.parse_ntu_name(name).action - 1 for name in part_names]
         x = np.zeros((n, 3, 300, 25, 2), dtype=np.float32)
         for i, label in enumerate(labels):  # a class-dependent motion, so that there is something to learn
             t = np.linspace(0, 2 * np.pi, 40)
@@ -64,7 +64,7 @@ def write_tiny_demo_split(root, n_train=24, n_val=12, seed=0):
     tiny = prompts.load_clip(prompts.DEMO_CLIP_MODEL, None)
     clip = RandomProjectionClip(tiny.model, tiny.preprocess, tiny.tokenizer)
     train_names = [data.sample_name(n) for n in prompt_commands.split_names(root, "demo", "xsub", "train")]
-    answers = {name: [f"the person is doing action {data.parse_ntu_name(name).action}"] * 16 for name in train_names}
+    answers = {name: [f"the person is doing action {ntu_names.parse_ntu_name(name).action}"] * 16 for name in train_names}
     for k, name in enumerate(train_names):  # two answers per sample, so that drawing one of the K matters
         answers[name][k % 2] = f"a person moves, sample {k}"
     pixels = {name: torch.rand(16, 3, clip.image_size, clip.image_size, generator=torch.Generator().manual_seed(i))

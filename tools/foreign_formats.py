@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from data import (DATASETS, MAX_BODIES, MAX_FRAMES, NTU_NAME, NUM_JOINTS, PARTS, check_choice, check_split,
-                  ntu_in_dataset, ntu_is_train, num_classes, split_dir)
+from data import (DATASETS, MAX_BODIES, MAX_FRAMES, NUM_JOINTS, PARTS, check_choice, check_split, num_classes,
+                  split_dir)
+from tools.ntu_names import NTU_NAME, ntu_in_dataset, ntu_is_train
 from utils.files import as_int_labels, read_label_pkl, sample_name, write_labels
 from utils.files import (ArrayFile, DataFormatError, DataNotFoundError, NpyRowWriter, atomic_path, refuse_to_overwrite,
                          remove_part_arrays, safe_load_pickle)

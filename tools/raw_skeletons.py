@@ -32,8 +32,8 @@ from typing import Callable, Iterator
 import numpy as np
 from tqdm import tqdm
 
-from data import (DATASETS, MAX_BODIES, MAX_FRAMES, NTU_NAME, NUM_JOINTS, PARTS, RESOURCES, check_choice,
-                  ntu_in_dataset, ntu_is_train, parse_ntu_name, read_missing_list, split_dir)
+from data import DATASETS, MAX_BODIES, MAX_FRAMES, NUM_JOINTS, PARTS, RESOURCES, check_choice, split_dir
+from tools.ntu_names import NTU_NAME, ntu_in_dataset, ntu_is_train, parse_ntu_name, read_missing_list
 from utils.files import sample_name, write_labels
 from utils.files import (DataFormatError, DataNotFoundError, NpyRowWriter, refuse_to_overwrite, remove_part_arrays,
                          write_text)
