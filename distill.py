@@ -110,7 +110,7 @@ def c2vl_loss(logits, targets, lambdas):
 
 @dataclass
 class BatchTargets:
-    """Everything M1-M10 produce for one batch; each matrix (N, N), pairs are (s->m, m->s)."""
+    """Everything M1-M12 produce for one batch; each matrix (N, N), pairs are (s->m, m->s)."""
 
     alpha_e: float
     has_teacher: torch.Tensor  # (N,) bool
@@ -119,6 +119,11 @@ class BatchTargets:
     Y_inter: dict  # {m: (Y_inter^{s->m}, Y_inter^{m->s})}
     T: dict  # {m: (T^{s->m}, T^{m->s})}
     S: dict  # {m: (S_sm, S_ms)} student logits
+    Z: dict  # {m: (N, D)} the student's embeddings Z_m (unit rows): the teacher of the next epoch
+    P: dict  # {m: (N, D)} the prompt features P_m (unit rows)
+    index: torch.Tensor  # (N,) the samples' dataset indices (rows of the teacher bank)
+    t: torch.Tensor  # the logit scale of this step
+    L: dict = None  # {m: L_m} (M11), once the loss is computed
 
 
 def batch_targets(P, Zt, has_teacher, t_hat, alpha_e, config):
@@ -170,8 +175,8 @@ class TeacherBank(nn.Module):
     the previous epoch did not visit (the sampler drops the last partial batch) has no teacher, as in epoch 1. So
     epoch e sees epoch e - 1 (PS-KD's teacher = the previous epoch's model, at no extra forward pass).
 
-    Distributed training: C2VLLoss writes the rows of the whole *global* batch on every rank, so the ranks' banks
-    never diverge and need no synchronisation.
+    Distributed training: every rank writes the rows of the whole *global* batch (BatchTargets.index, .Z), so the
+    ranks' banks never diverge and need no synchronisation.
     """
 
     def __init__(self, num_samples, dim, modalities="both"):
@@ -228,14 +233,13 @@ class TeacherBank(nn.Module):
 class C2VLLoss(nn.Module):
     """The C2VL training loss (M1-M12) with its state: the learnable logit scale and the teacher bank (M5).
 
-    forward(Z, P, index, epoch, epochs) -> (loss, info):
+    forward(Z, P, index, epoch, epochs) -> (L, BatchTargets):
       Z {m: (B, D)} the heads' outputs g_m(f(X)) (normalised here), P {m: (B, D)} the prompt features of the same
       samples (normalised here, never given a gradient), index (B,) their dataset indices (rows of the bank),
-      epoch 1-based out of epochs. info holds the diagnostics as 0-d float64 tensors on Z's device (reading them
-      waits for the device: train.py does so once per epoch), alpha_e (float) and global_batch (int, N).
-    In training mode each call writes the batch's embeddings into the bank after reading the teacher rows; in
-    eval mode the bank is only read. Keep this module out of DistributedDataParallel (its bank is a large buffer
-    DDP would broadcast every step; its one parameter already gets the same global gradient on every rank).
+      epoch 1-based out of epochs. It reads the teacher rows of the global batch and never writes the bank: the
+      training step writes the batch's embeddings after its optimiser step (bank.write). Keep this module out of
+      DistributedDataParallel (its bank is a large buffer DDP would broadcast every step; its one parameter already
+      gets the same global gradient on every rank).
     """
 
     def __init__(self, config, num_samples, dim=768, modalities="both"):
@@ -247,7 +251,6 @@ class C2VLLoss(nn.Module):
         # [1, 100] and trained by its own Adam (train.py); alternative: a fixed t (train.py --logit_scale_lr 0).
         self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / 0.07)))
         self.bank = TeacherBank(num_samples, dim, self.modalities)
-        self.broken = None  # (num_samples,) bool of the pairs --pair_noise broke (train.py sets it): diagnostics only
         self.lambdas = {"vision": self.config.lambda_v, "language": self.config.lambda_l}
 
     @property
@@ -278,8 +281,8 @@ class C2VLLoss(nn.Module):
             raise ValueError(f"C2VLLoss: epoch must be 1-based in 1..{epochs}, got {epoch}")
 
     def _batch(self, Z, P, index, epoch, epochs, global_batch):
-        """M1-M10 for one batch -> (BatchTargets (S with gradient, targets without), Z, P, index): Z and P unit rows,
-        gathered over the processes with `global_batch`."""
+        """M1-M10 for one batch -> BatchTargets (S with gradient, targets without), Z and P unit rows, gathered over
+        the processes with `global_batch`."""
         self._check(Z, P, index, epoch, epochs)
         dtype = torch.float64 if Z[self.modalities[0]].dtype == torch.float64 else torch.float32  # float32 or better
         Z = {m: F.normalize(Z[m].to(dtype), dim=1) for m in self.modalities}  # (B, D) unit rows
@@ -295,47 +298,20 @@ class C2VLLoss(nn.Module):
             has_teacher = has_teacher.to(Z[self.modalities[0]].device)
             inter, Y_intra, Y_inter, T = batch_targets(P, Zt, has_teacher, t.detach(), alpha_e, self.config)
         S = {m: student_logits(Z[m], P[m], t) for m in self.modalities}
-        return BatchTargets(alpha_e, has_teacher, inter, Y_intra, Y_inter, T, S), Z, P, index
+        return BatchTargets(alpha_e, has_teacher, inter, Y_intra, Y_inter, T, S, Z, P, index, t)
 
     def forward(self, Z, P, index, epoch, epochs):
-        """(M1-M12) the loss of the global batch, then (training mode) the bank write; -> (loss, info)."""
+        """(M1-M12) the loss L of the global batch, reading the teacher (M5) -> (L, BatchTargets with L_m).
+
+        Writing this batch's embeddings as the next epoch's teacher is the training step's, after the optimiser
+        step: bank.write(batch.index, batch.Z, epoch) (train.train_step)."""
         device_type = next(iter(Z.values())).device.type
         with torch.autocast(device_type=device_type, enabled=False):  # the loss in float32 (float64 inputs: float64)
-            batch, Z, P, index = self._batch(Z, P, index, epoch, epochs, global_batch=True)
-            loss, per_modality = c2vl_loss(batch.S, batch.T, self.lambdas)  # (M11-M12)
-        if self.training:
-            self.bank.write(index, {m: Z[m].detach() for m in self.modalities}, epoch)  # every rank: the global batch
-        return loss, self.diagnostics(loss, per_modality, batch, P, index)
-
-    @torch.no_grad()
-    def diagnostics(self, loss, per_modality, batch, P, index):
-        """What train.py logs per step, all over the global batch: the loss and L_m, t, the teacher fraction, and per
-        modality the in-batch retrieval top-1 of S_sm (chance 1/N), the entropy of T^{s->m} (nats: I -> 0, uniform
-        -> ln N) and the mean cosine between distinct prompts P_m (near 1: the prompts carry nothing). With broken
-        pairs (self.broken), the retrieval and entropy of the broken and the intact rows apart, as the sum and the
-        count of each group (train.py divides the epoch's sums: `<name>_sum` / `<name>_count` -> `<name>`). Values
-        are 0-d float64 tensors on the loss's device (reading them waits for the device: train.py does so once per
-        epoch), plus alpha_e (float) and global_batch (int, N)."""
-        own, per = torch.arange(batch.has_teacher.shape[0], device=loss.device), {}
-        groups = {} if self.broken is None else {"broken": self.broken[index], "intact": ~self.broken[index]}
-        for m in self.modalities:
-            T, p = batch.T[m][0], P[m]  # (N, N), (N, D)
-            hit = (batch.S[m][0].argmax(dim=1) == own).float()  # (N,): row i retrieves its own prompt
-            entropy = -torch.special.xlogy(T, T).sum(dim=1)  # (N,) nats
-            per[f"loss_{m}"] = per_modality[m].detach()
-            per[f"retrieval_{m}"] = hit.mean()
-            per[f"target_entropy_{m}"] = entropy.mean()
-            per[f"prompt_cosine_{m}"] = (p.sum(0) @ p.sum(0) - len(p)) / max(len(p) * (len(p) - 1), 1)  # i != j
-            for g, rows in groups.items():  # (N,) bool
-                per[f"retrieval_{m}_{g}_sum"], per[f"target_entropy_{m}_{g}_sum"] = hit[rows].sum(), entropy[rows].sum()
-                per[f"retrieval_{m}_{g}_count"] = per[f"target_entropy_{m}_{g}_count"] = rows.float().sum()
-        # float64, so that the per-epoch sums add up as Python floats would; .tolist() here would wait every step
-        values = torch.stack([loss.detach(), self.logit_scale.detach(), batch.has_teacher.float().mean(),
-                              *per.values()]).double()  # (3 + 4 |m| (+ 8 |m| with broken pairs),)
-        return dict(zip(["loss", "logit_scale", "teacher_fraction", *per], values.unbind()), alpha_e=batch.alpha_e,
-                    global_batch=len(own))
+            batch = self._batch(Z, P, index, epoch, epochs, global_batch=True)
+            loss, batch.L = c2vl_loss(batch.S, batch.T, self.lambdas)  # (M11-M12)
+        return loss, batch
 
     @torch.no_grad()
     def inspect_batch(self, Z, P, index, epoch, epochs):
-        """The BatchTargets of this (local) batch, without writing the bank: for utils.plots.plot_soft_targets."""
-        return self._batch(Z, P, index, epoch, epochs, global_batch=False)[0]
+        """The BatchTargets of this (local) batch: for utils.plots.plot_soft_targets."""
+        return self._batch(Z, P, index, epoch, epochs, global_batch=False)

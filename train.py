@@ -41,7 +41,7 @@ from skeleton_gru import STEPPINGS
 from utils.batches import GlobalBatchSampler, TrainSetupError, epoch_seed, make_batches
 from utils.checkpoints import CheckpointMismatchError, read_checkpoint
 from utils.config import add_arguments, check_choices, fill_unset, from_args, preset_table, setting
-from utils.diagnostics import prompt_health
+from utils.diagnostics import add_step, batch_diagnostics, epoch_means, prompt_health
 from utils.distributed import (DEVICES, barrier, convert_global_batchnorm, resolve_device, setup_distributed,
                                shutdown_distributed)
 from utils.files import save_torch, write_json
@@ -171,10 +171,10 @@ class C2VLModel(nn.Module):
 def train_step(net, loss_fn, optimizers, x, P, index, epoch, epochs, amp=False, grad_clip=0.0):
     """One optimisation step on a batch x (B, 3, T, 25, 2) with prompt features P {m: (B, D)}: forward (bf16 under
     amp), the C2VL loss over the global batch, backward, the gradient clipped to norm grad_clip, every optimiser,
-    the logit-scale clamp. -> the loss's info (0-d device tensors: nothing here waits for the device)."""
+    the logit-scale clamp, then the teacher bank's write. -> (L, BatchTargets) (nothing here waits for the device)."""
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
         Z = net(x)  # {m: (B, D)}
-    loss, info = loss_fn(Z, P, index, epoch, epochs)  # (M1-M12), and the teacher bank's write (M5)
+    loss, batch = loss_fn(Z, P, index, epoch, epochs)  # (M1-M12), reading the teacher (M5)
     for optimizer in optimizers:
         optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -185,7 +185,8 @@ def train_step(net, loss_fn, optimizers, x, P, index, epoch, epochs, amp=False, 
     for optimizer in optimizers:
         optimizer.step()
     loss_fn.clamp_logit_scale_()
-    return info
+    loss_fn.bank.write(batch.index, batch.Z, epoch)  # (M5) the teacher of epoch e + 1; every rank: the global batch
+    return loss, batch
 
 
 def make_optimizers(config, model, loss_fn):
@@ -213,27 +214,24 @@ def make_optimizers(config, model, loss_fn):
     return optimizer, scale_optimizer, scheduler
 
 
-def train_epoch(config, net, loss_fn, optimizers, batches, modalities, epoch, rank, device, amp):
+def train_epoch(config, net, loss_fn, optimizers, batches, modalities, epoch, broken, rank, device, amp):
     """One epoch of train_step over the sampler's batches. -> its record for metrics.jsonl: every diagnostic's mean
-    over the epoch's steps (a group's, such as the broken pairs', over its rows), epoch, lr and samples_per_s."""
+    over the epoch (utils.diagnostics.epoch_means), epoch, lr and samples_per_s. broken: --pair_noise's mask."""
     generator = torch.Generator().manual_seed(epoch_seed(config.seed, epoch))  # pooling "sample" draws
-    sums, steps, seen, started = {}, 0, 0, time.perf_counter()
+    totals, steps, seen, started = {}, 0, 0, time.perf_counter()
     for x, prompt_rows, index in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=rank != 0):
         P = {m: prompts.pool_prompts(prompt_rows[m], config.pooling, generator, config.batch_size,
                                      rank * len(index)).to(device, non_blocking=True)
              for m in modalities}  # {m: (B, D)}: P1, "sample" drawn for the global batch
-        info = train_step(net, loss_fn, optimizers, x, P, index.to(device, non_blocking=True), epoch, config.epochs,
-                          amp, config.grad_clip)
-        for k, v in info.items():  # the diagnostics are 0-d tensors: summed on the device, no wait per step
-            sums[k] = sums.get(k, 0) + v
+        loss, batch = train_step(net, loss_fn, optimizers, x, P, index.to(device, non_blocking=True), epoch,
+                                 config.epochs, amp, config.grad_clip)
+        add_step(totals, batch_diagnostics(loss, batch, broken))  # summed on the device: no wait per step
         steps += 1
-        seen += info["global_batch"]
+        seen += len(batch.index)
         if config.max_steps and steps >= config.max_steps:
             break
     # Reading the sums waits for the device, once per epoch and before the clock: samples_per_s counts every step.
-    record = {k: float(v) / steps for k, v in sums.items() if k != "global_batch"}
-    for k in [k[:-len("_sum")] for k in record if k.endswith("_sum")]:  # a group's mean over the epoch's rows
-        record[k] = record.pop(f"{k}_sum") / max(record.pop(f"{k}_count"), 1e-12)
+    record = epoch_means(totals, steps)
     record.update(epoch=epoch, lr=optimizers[0].param_groups[0]["lr"],
                   samples_per_s=seen / (time.perf_counter() - started))
     return record
@@ -313,7 +311,7 @@ def pretrain(config, distill_config, device, rank, world):
 
     model = initial_model(config, dim, modalities).to(device)
     loss_fn = C2VLLoss(distill_config, len(train_set), dim, modalities).to(device)  # t and the teacher bank
-    loss_fn.broken = torch.from_numpy(broken).to(device) if config.pair_noise else None
+    broken = torch.from_numpy(broken).to(device) if config.pair_noise else None  # diagnostics only
     if world > 1 and config.sync_bn:
         model = convert_global_batchnorm(model, device)
     optimizer, scale_optimizer, scheduler = make_optimizers(config, model, loss_fn)
@@ -337,8 +335,8 @@ def pretrain(config, distill_config, device, rank, world):
         sampler.epoch = epoch
         model.train()
         loss_fn.train()
-        record = train_epoch(config, net, loss_fn, (optimizer, scale_optimizer), batches, modalities, epoch, rank,
-                             device, amp)
+        record = train_epoch(config, net, loss_fn, (optimizer, scale_optimizer), batches, modalities, epoch, broken,
+                             rank, device, amp)
         scheduler.step()
         if config.monitor_every and (epoch % config.monitor_every == 0 or epoch == config.epochs):
             if rank == 0:

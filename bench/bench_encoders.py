@@ -48,8 +48,8 @@ def one_encoder(kind, size, batch, frames, steps, device, amp):
         torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
     for _ in range(steps):
-        info = train.train_step(model, loss_fn, optimizers, x, P, index, 2, 2, amp, config.grad_clip)
-    float(info["loss"])  # waits for the device
+        loss, _ = train.train_step(model, loss_fn, optimizers, x, P, index, 2, 2, amp, config.grad_clip)
+    float(loss)  # waits for the device
     seconds = time.perf_counter() - started
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2 ** 20

@@ -46,7 +46,8 @@ def loss_step_time(N, dim, repeats, device):
     index = torch.randperm(N, device=device)  # (N,)
     P = {m: torch.randn(N, dim, device=device) for m in MODALITIES}  # (N, D)
     Z = {m: torch.randn(N, dim, device=device, requires_grad=True) for m in MODALITIES}  # (N, D)
-    loss_fn(Z, P, index, 1, 10)  # epoch 1 fills the teacher bank
+    _, batch = loss_fn(Z, P, index, 1, 10)
+    loss_fn.bank.write(batch.index, batch.Z, 1)  # epoch 1 fills the teacher bank
 
     def step():
         loss, _ = loss_fn(Z, P, index, 2, 10)

@@ -4,9 +4,9 @@ One step is exactly train.py's: a batch from either input path of train.py (--in
 GlobalBatchSampler over a memory-mapped data.SkeletonDataset; --input resident: the split and prompt features held
 on the device, one index per batch; both measured in the same run, with their ratio), the prompt features looked up by dataset index in the memory-mapped float16 caches and
 pooled (prompts.pool_prompts), C2VLModel forward (ST-GCN encoder + projection heads, bf16 autocast with --amp),
-C2VLLoss over the batch in epoch 2 (teacher bank filled: every target path, the bank read and write), backward,
-optimizer step (the preset's: AdamW for the demo, SGD + momentum for the real recipe; fused on CUDA). Both prompt
-modalities. --compile adds a row with the encoder and heads under torch.compile (train.py --compile) and its ratio
+C2VLLoss over the batch in epoch 2 (teacher bank filled: every target path, the bank read), backward,
+optimizer step (the preset's: AdamW for the demo, SGD + momentum for the real recipe; fused on CUDA), the bank
+write. Both prompt modalities. --compile adds a row with the encoder and heads under torch.compile (train.py --compile) and its ratio
 to the eager row of the same run, or the reason compiling failed.
 
 Columns: samples/s of full steps, and the shares of the step time spent in
@@ -193,7 +193,7 @@ class Trainer:
             index = torch.arange(start, min(start + 8192, self.cfg.bank_rows))
             Z = {m: torch.nn.functional.normalize(torch.randn(len(index), self.cfg.dim, generator=g), dim=1)
                  for m in MODALITIES}
-            self.loss_fn.bank.write(index.to(self.device), {m: z.to(self.device) for m, z in Z.items()})
+            self.loss_fn.bank.write(index.to(self.device), {m: z.to(self.device) for m, z in Z.items()}, EPOCH - 1)
 
     def load(self):
         """(a) next batch, prompt features by index, copies to the device (train.py's lines)."""
@@ -213,7 +213,7 @@ class Trainer:
         if timed:
             sync(device)
             t.append(time.perf_counter())
-        loss, info = self.loss_fn(Z, P, index, EPOCH, self.cfg.epochs)
+        loss, batch = self.loss_fn(Z, P, index, EPOCH, self.cfg.epochs)
         if timed:
             sync(device)
             t.append(time.perf_counter())
@@ -228,6 +228,7 @@ class Trainer:
         self.optimizer.step()
         self.scale_optimizer.step()
         self.loss_fn.clamp_logit_scale_()
+        self.loss_fn.bank.write(batch.index, batch.Z, EPOCH)  # as train.train_step: after the optimiser
         if timed:
             sync(device)
             t.append(time.perf_counter())

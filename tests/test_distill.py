@@ -23,6 +23,7 @@ from distill import (
     progressive_target,
 )
 from utils.config import add_arguments, from_args
+from utils.diagnostics import batch_diagnostics
 from utils.plots import plot_alpha_schedule, plot_soft_targets
 
 B, D, NUM = 6, 16, 20
@@ -93,6 +94,13 @@ def np_dict(d):
     return {m: x.detach().double().numpy() for m, x in d.items()}
 
 
+def step(loss_fn, Z, P, index, epoch, epochs):
+    """The loss as train.train_step uses it: L, then the teacher bank's write (M5). -> (L, diagnostics)."""
+    loss, seen = loss_fn(Z, P, index, epoch, epochs)
+    loss_fn.bank.write(seen.index, seen.Z, epoch)
+    return loss, batch_diagnostics(loss, seen)
+
+
 def bank_rows(loss_fn, index):
     return {m: loss_fn.bank.embeddings(m)[index].double().numpy() for m in loss_fn.modalities}
 
@@ -145,7 +153,7 @@ def test_beta_zero_alpha_zero_is_infonce():
     index = torch.arange(B)
     for epoch in (1, 2, 3):  # with and without a teacher in the bank
         Z, P = batch(epoch)
-        loss, _ = loss_fn(Z, P, index, epoch, 3)
+        loss, _ = step(loss_fn, Z, P, index, epoch, 3)
         t = math.exp(math.log(1 / 0.07))
         labels = torch.arange(B)
         infonce = 0.0
@@ -162,13 +170,13 @@ def test_loss_matches_equations_M1_to_M12(inter):
     index = torch.tensor([3, 7, 0, 19, 11, 5])
     t = 1 / 0.07
     Z1, P1 = batch(10)
-    loss1, info1 = loss_fn(Z1, P1, index, 1, 4)  # epoch 1: no teacher
+    loss1, info1 = step(loss_fn, Z1, P1, index, 1, 4)  # epoch 1: no teacher
     per1, total1 = reference_loss(np_dict(Z1), np_dict(P1), None, t, config, 0.6 * 1 / 4, BOTH)
     assert loss1.item() == pytest.approx(total1, abs=1e-5)
     assert info1["loss_vision"] == pytest.approx(per1["vision"], abs=1e-5)
     Zt = bank_rows(loss_fn, index)  # epoch 1 wrote the teacher rows (float16)
     Z2, P2 = batch(11)
-    loss2, info2 = loss_fn(Z2, P2, index, 2, 4)
+    loss2, info2 = step(loss_fn, Z2, P2, index, 2, 4)
     _, total2 = reference_loss(np_dict(Z2), np_dict(P2), Zt, t, config, 0.6 * 2 / 4, BOTH)
     assert loss2.item() == pytest.approx(total2, abs=1e-5)
     assert info2["teacher_fraction"] == 1.0 and info2["alpha_e"] == pytest.approx(0.3)
@@ -178,7 +186,7 @@ def test_teacher_bank_stores_previous_epoch_embeddings_M5():
     loss_fn = C2VLLoss(DistillConfig(), NUM, D)
     index = torch.tensor([4, 9, 2, 17, 8, 1])
     Z1, P1 = batch(20)
-    loss_fn(Z1, P1, index, 1, 3)
+    step(loss_fn, Z1, P1, index, 1, 3)
     for m in BOTH:  # float16 copies of the normalised epoch-1 embeddings, read back by dataset index
         expected = normalize(Z1[m].detach().double().numpy())
         np.testing.assert_allclose(bank_rows(loss_fn, index)[m], expected, atol=1e-3)
@@ -190,7 +198,7 @@ def test_teacher_bank_stores_previous_epoch_embeddings_M5():
     seen = loss_fn.inspect_batch(Z2, P2, index, 2, 3)
     _, total = reference_loss(np_dict(Z2), np_dict(P2), bank_rows(loss_fn, index), 1 / 0.07,
                               DistillConfig(), 0.5 * 2 / 3, BOTH)
-    loss2, _ = loss_fn(Z2, P2, index, 2, 3)
+    loss2, _ = step(loss_fn, Z2, P2, index, 2, 3)
     assert loss2.item() == pytest.approx(total, abs=1e-5)
     assert bool(seen.has_teacher.all())
     np.testing.assert_allclose(bank_rows(loss_fn, index)["vision"],
@@ -202,7 +210,7 @@ def test_epoch_one_uses_documented_fallbacks():
     loss_fn = C2VLLoss(config, NUM, D)
     index = torch.arange(B)
     Z, P = batch(30)
-    loss_fn(Z, P, index, 1, 5)  # the bank now holds rows, but epoch 1 still has no teacher
+    step(loss_fn, Z, P, index, 1, 5)  # the bank now holds rows, but epoch 1 still has no teacher
     seen = loss_fn.inspect_batch(Z, P, index, 1, 5)
     assert not bool(seen.has_teacher.any())
     for m in BOTH:
@@ -216,14 +224,14 @@ def test_epoch_one_uses_documented_fallbacks():
 def test_never_visited_rows_fall_back_as_in_epoch_one():
     loss_fn = C2VLLoss(DistillConfig(), NUM, D)
     Z, P = batch(31)
-    loss_fn(Z, P, torch.arange(B), 1, 3)  # visits samples 0..5 only
+    step(loss_fn, Z, P, torch.arange(B), 1, 3)  # visits samples 0..5 only
     index = torch.tensor([0, 1, 2, 12, 13, 14])  # the last three were never visited
     seen = loss_fn.inspect_batch(*batch(32), index, 2, 3)
     assert seen.has_teacher.tolist() == [True] * 3 + [False] * 3
     for m in BOTH:
         for Y in seen.Y_inter[m]:
             assert torch.equal(Y[3:], torch.eye(B)[3:])
-    _, info = loss_fn(*batch(32), index, 2, 3)
+    _, info = step(loss_fn, *batch(32), index, 2, 3)
     assert info["teacher_fraction"] == 0.5
 
 
@@ -231,8 +239,8 @@ def test_rows_the_previous_epoch_did_not_visit_fall_back_as_in_epoch_one():
     """(M5) the teacher of epoch e is epoch e - 1's embedding: a sample that epoch e - 1 skipped (the sampler drops
     the last partial batch) but an earlier epoch visited has no teacher in epoch e, not its older embedding."""
     loss_fn = C2VLLoss(DistillConfig(), NUM, D)
-    loss_fn(*batch(33), torch.arange(0, 6), 1, 3)  # epoch 1 visits 0..5
-    loss_fn(*batch(34), torch.arange(6, 12), 2, 3)  # epoch 2 visits 6..11 only
+    step(loss_fn, *batch(33), torch.arange(0, 6), 1, 3)  # epoch 1 visits 0..5
+    step(loss_fn, *batch(34), torch.arange(6, 12), 2, 3)  # epoch 2 visits 6..11 only
     index = torch.tensor([0, 1, 2, 6, 7, 8])  # 0..2 last written in epoch 1, 6..8 in epoch 2
     seen = loss_fn.inspect_batch(*batch(35), index, 3, 3)
     assert seen.has_teacher.tolist() == [False] * 3 + [True] * 3
@@ -242,17 +250,17 @@ def test_rows_the_previous_epoch_did_not_visit_fall_back_as_in_epoch_one():
         prompts = batch(35)[1][m].double().numpy()
         A_m = softmax(prompts @ prompts.T / DistillConfig().tau_t)
         np.testing.assert_allclose(seen.Y_intra[m][:3].numpy(), 0.5 * np.eye(B)[:3] + 0.5 * A_m[:3], atol=1e-5)
-    _, info = loss_fn(*batch(35), index, 3, 3)
+    _, info = step(loss_fn, *batch(35), index, 3, 3)
     assert info["teacher_fraction"] == 0.5
 
 
 def test_no_gradient_reaches_teacher_bank_or_prompts():
     loss_fn = C2VLLoss(DistillConfig(), NUM, D)
     index = torch.arange(B)
-    loss_fn(*batch(40), index, 1, 3)
+    step(loss_fn, *batch(40), index, 1, 3)
     Z, P = batch(41, requires_grad=True)
     P = {m: p.clone().requires_grad_(True) for m, p in P.items()}
-    loss, _ = loss_fn(Z, P, index, 2, 3)
+    loss, _ = step(loss_fn, Z, P, index, 2, 3)
     loss.backward()
     assert all(P[m].grad is None for m in BOTH)
     assert all(Z[m].grad is not None for m in BOTH)
@@ -266,11 +274,11 @@ def test_targets_carry_no_gradient():
     """Gradients equal those of the soft cross-entropy with the targets as constants (t^ is detached in M8)."""
     loss_fn = C2VLLoss(DistillConfig(alpha_T=1.0, alpha_schedule="constant"), NUM, D)
     index = torch.arange(B)
-    loss_fn(*batch(42), index, 1, 3)
+    step(loss_fn, *batch(42), index, 1, 3)
     Z, P = batch(43, requires_grad=True)
     seen = loss_fn.inspect_batch(Z, P, index, 2, 3)
     T = {m: [torch.tensor(Y.numpy(), dtype=torch.float64) for Y in seen.T[m]] for m in BOTH}
-    loss, _ = loss_fn(Z, P, index, 2, 3)
+    loss, _ = step(loss_fn, Z, P, index, 2, 3)
     loss.backward()
     s = torch.tensor(math.log(1 / 0.07), dtype=torch.float64, requires_grad=True)
     Zd = {m: Z[m].detach().double().requires_grad_(True) for m in BOTH}
@@ -287,7 +295,7 @@ def test_targets_carry_no_gradient():
 
 def test_teacher_bank_round_trips_through_checkpoint(tmp_path):
     loss_fn = C2VLLoss(DistillConfig(), NUM, D)
-    loss_fn(*batch(50), torch.tensor([1, 3, 5, 7, 9, 11]), 1, 3)
+    step(loss_fn, *batch(50), torch.tensor([1, 3, 5, 7, 9, 11]), 1, 3)
     with torch.no_grad():
         loss_fn.log_logit_scale.fill_(3.0)
     path = tmp_path / "loss.pt"
@@ -298,7 +306,7 @@ def test_teacher_bank_round_trips_through_checkpoint(tmp_path):
         assert torch.equal(buffer, restored.bank.state_dict()[name]), name
     index = torch.tensor([1, 3, 5, 0, 2, 4])
     Z, P = batch(51)
-    assert loss_fn(Z, P, index, 2, 3)[0].item() == restored(Z, P, index, 2, 3)[0].item()
+    assert step(loss_fn, Z, P, index, 2, 3)[0].item() == step(restored, Z, P, index, 2, 3)[0].item()
     with pytest.raises(RuntimeError, match="bank.Z_vision"):  # a bank of another dataset size is refused
         C2VLLoss(DistillConfig(), NUM + 1, D).load_state_dict(loss_fn.state_dict())
 
@@ -346,20 +354,22 @@ def test_bad_dataset_indices_are_named_with_their_batch_positions():
 
 
 def test_per_step_diagnostics_stay_tensors_on_the_device():
-    """info's diagnostics are 0-d float64 tensors on Z's device: reading them would wait for a GPU every step."""
+    """The diagnostics are 0-d float64 tensors on Z's device: reading them would wait for a GPU every step."""
     Z, P = batch(53)
-    loss, info = C2VLLoss(DistillConfig(), NUM, D)(Z, P, torch.arange(B), 1, 3)
+    loss, seen = C2VLLoss(DistillConfig(), NUM, D)(Z, P, torch.arange(B), 1, 3)
+    info = batch_diagnostics(loss, seen)
     diagnostics = {"loss", "logit_scale", "teacher_fraction"} | {
         f"{k}_{m}" for k in ("loss", "retrieval", "target_entropy", "prompt_cosine") for m in BOTH}
-    assert set(info) == diagnostics | {"alpha_e", "global_batch"}
+    assert set(info) == diagnostics | {"alpha_e"}
     for k in diagnostics:
         assert torch.is_tensor(info[k]) and info[k].shape == () and info[k].dtype == torch.float64, k
-    assert type(info["global_batch"]) is int and info["global_batch"] == B
+    assert type(info["alpha_e"]) is float and seen.index.shape == (B,)  # the global batch, N = B
     assert float(info["loss"]) == loss.item()
 
 
-def test_eval_mode_reads_but_does_not_write_the_bank():
-    loss_fn = C2VLLoss(DistillConfig(), NUM, D).eval()
+def test_the_loss_reads_the_bank_and_never_writes_it():
+    """Writing the teacher is the training step's, after its optimiser step (train.train_step)."""
+    loss_fn = C2VLLoss(DistillConfig(), NUM, D)
     loss_fn(*batch(52), torch.arange(B), 1, 3)
     assert not bool(loss_fn.bank.written_in.any())
 
@@ -373,7 +383,7 @@ def test_loss_is_finite_for_batch_of_one_and_logit_scale_100():
         for epoch in (1, 2):
             Z, P = batch(60 + epoch, n=n, requires_grad=True)
             P["vision"] = F.normalize(-Z["vision"].detach(), dim=1)  # the worst case: anti-aligned pairs
-            loss, info = loss_fn(Z, P, index, epoch, 2)
+            loss, info = step(loss_fn, Z, P, index, epoch, 2)
             loss.backward()
             assert math.isfinite(loss.item()) and math.isfinite(info["loss_vision"])
             assert all(torch.isfinite(Z[m].grad).all() for m in BOTH)
@@ -386,7 +396,7 @@ def test_logit_scale_starts_at_clip_value_and_is_clamped_at_100():
     with torch.no_grad():
         loss_fn.log_logit_scale.fill_(10.0)
     assert loss_fn.logit_scale.item() == pytest.approx(100.0)
-    loss, _ = loss_fn(*batch(64, requires_grad=True), torch.arange(B), 1, 2)
+    loss, _ = step(loss_fn, *batch(64, requires_grad=True), torch.arange(B), 1, 2)
     loss.backward()
     assert float(loss_fn.log_logit_scale.grad) == 0.0  # clamped: no push further up
 
@@ -395,22 +405,22 @@ def test_in_batch_retrieval_counts_skeletons_whose_nearest_prompt_is_their_own()
     _, P = batch(70)
     shifted = {m: P[m].roll(1, dims=0) for m in BOTH}  # sample i gets the prompt of sample i - 1
     shifted["language"][:2] = P["language"][:2]  # ... except the first two language rows
-    _, info = C2VLLoss(DistillConfig(), NUM, D)(shifted, P, torch.arange(B), 1, 2)
+    _, info = step(C2VLLoss(DistillConfig(), NUM, D), shifted, P, torch.arange(B), 1, 2)
     assert info["retrieval_vision"] == 0.0 and info["retrieval_language"] == pytest.approx(2 / B)
-    _, info = C2VLLoss(DistillConfig(), NUM, D)(P, P, torch.arange(B), 1, 2)
+    _, info = step(C2VLLoss(DistillConfig(), NUM, D), P, P, torch.arange(B), 1, 2)
     assert info["retrieval_vision"] == info["retrieval_language"] == 1.0
 
 
 def test_logged_target_entropy_and_prompt_cosine():
     Z, P = batch(71)
-    _, info = C2VLLoss(DistillConfig(beta=0.0, alpha_T=0.0), NUM, D)(Z, P, torch.arange(B), 1, 2)
+    _, info = step(C2VLLoss(DistillConfig(beta=0.0, alpha_T=0.0), NUM, D), Z, P, torch.arange(B), 1, 2)
     assert info["target_entropy_vision"] == pytest.approx(0.0, abs=1e-6)  # targets I: no entropy
     same = {m: P[m][:1].expand(B, D) for m in BOTH}
-    _, info = C2VLLoss(DistillConfig(beta=1.0, alpha_T=0.0), NUM, D)(Z, same, torch.arange(B), 1, 2)
+    _, info = step(C2VLLoss(DistillConfig(beta=1.0, alpha_T=0.0), NUM, D), Z, same, torch.arange(B), 1, 2)
     assert info["prompt_cosine_vision"] == pytest.approx(1.0, abs=1e-5)
     assert info["target_entropy_language"] == pytest.approx(math.log(B), abs=1e-5)  # identical prompts: uniform
     orthogonal = {m: torch.eye(B, D) for m in BOTH}
-    _, info = C2VLLoss(DistillConfig(), NUM, D)(Z, orthogonal, torch.arange(B), 1, 2)
+    _, info = step(C2VLLoss(DistillConfig(), NUM, D), Z, orthogonal, torch.arange(B), 1, 2)
     assert info["prompt_cosine_language"] == pytest.approx(0.0, abs=1e-6)
 
 
@@ -433,12 +443,12 @@ def test_single_modality_run_works(modality):
     loss_fn = C2VLLoss(config, NUM, D, modalities=modality)
     index = torch.tensor([2, 4, 6, 8, 10, 12])
     Z1, P1 = batch(70, modalities=(modality,), requires_grad=True)
-    loss1, info1 = loss_fn(Z1, P1, index, 1, 2)
+    loss1, info1 = step(loss_fn, Z1, P1, index, 1, 2)
     loss1.backward()
     assert set(info1) >= {f"loss_{modality}"} and not any(f"loss_{m}" in info1 for m in BOTH if m != modality)
     Zt = bank_rows(loss_fn, index)
     Z2, P2 = batch(71, modalities=(modality,))
-    loss2, _ = loss_fn(Z2, P2, index, 2, 2)
+    loss2, _ = step(loss_fn, Z2, P2, index, 2, 2)
     assert loss_fn.inspect_batch(Z2, P2, index, 2, 2).inter == "self"  # no other prompt to cycle through
     _, total = reference_loss(np_dict(Z2), np_dict(P2), Zt, 1 / 0.07, config, 0.5, (modality,))
     assert loss2.item() == pytest.approx(total, abs=1e-5)
@@ -480,7 +490,7 @@ def test_projection_head_maps_256_to_clip_space():
 
 def test_plots_are_written_as_png(tmp_path):
     loss_fn = C2VLLoss(DistillConfig(), NUM, D)
-    loss_fn(*batch(90), torch.arange(B), 1, 4)
+    step(loss_fn, *batch(90), torch.arange(B), 1, 4)
     seen = loss_fn.inspect_batch(*batch(91), torch.arange(B), 2, 4)
     for path in (plot_soft_targets(seen, tmp_path / "targets.png"),
                  plot_alpha_schedule(tmp_path / "alpha.png", [alpha_schedule(e, 10, 0.5) for e in range(1, 11)],

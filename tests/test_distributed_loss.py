@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from distill import C2VLLoss, DistillConfig
+from utils.diagnostics import batch_diagnostics
 from utils.distributed import shutdown_distributed
 
 WORLD, NUM, IN, D, EPOCHS = 2, 24, 10, 8, 2
@@ -45,17 +46,19 @@ def train(rank, world):
         for step in SCHEDULE[epoch]:
             index = torch.tensor(sum(step, []) if world == 1 else step[rank])
             h = model["encoder"](X[index]).relu()
-            loss, info = loss_fn({m: model[m](h) for m in MODALITIES}, {m: P[m][index] for m in MODALITIES},
-                                 index, epoch, EPOCHS)
+            loss, batch = loss_fn({m: model[m](h) for m in MODALITIES}, {m: P[m][index] for m in MODALITIES},
+                                  index, epoch, EPOCHS)
+            info = batch_diagnostics(loss, batch)
             optimizer.zero_grad()
             loss.backward()
             for p in params if world > 1 else []:  # what DistributedDataParallel does: average over ranks
                 dist.all_reduce(p.grad)
                 p.grad /= world
-            records.append({"loss": loss.detach(), "global_batch": info["global_batch"],
+            records.append({"loss": loss.detach(), "global_batch": len(batch.index),
                             "grads": [p.grad.clone() for p in params],
-                            "info": {k: float(v) for k, v in info.items() if k != "global_batch"}})
+                            "info": {k: float(v) for k, v in info.items()}})
             optimizer.step()
+            loss_fn.bank.write(batch.index, batch.Z, epoch)  # as train.train_step: every rank, the global batch
     return records, loss_fn
 
 

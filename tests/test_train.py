@@ -20,6 +20,7 @@ import data
 from utils.files import write_labels
 import prompts
 import train
+from utils.diagnostics import add_step, batch_diagnostics, epoch_means
 from utils.pair_noise import break_pairs
 from utils.runs import collapse_message
 from demo.world import demo_names
@@ -244,17 +245,25 @@ def test_similar_pair_noise_gives_a_broken_sample_the_answers_of_its_nearest_loo
 
 
 def test_the_loss_logs_broken_and_intact_pairs_apart():
-    """With a mask of broken pairs the retrieval and target entropy of each group are logged as sums and counts;
-    train.py divides them per epoch."""
+    """With a mask of broken pairs the retrieval and target entropy of each group are logged as (sum, count) pairs;
+    the epoch's value of each is its sum over its count."""
     X, P = learnable_problem()
     torch.manual_seed(0)
     loss_fn = train.C2VLLoss(None, len(X), 8, "language")
-    loss_fn.broken = torch.zeros(len(X), dtype=torch.bool)
-    loss_fn.broken[:6] = True
-    _, info = loss_fn({"language": torch.nn.Linear(12, 8)(X)}, {"language": P["language"]}, torch.arange(len(X)), 1, 2)
-    assert float(info["retrieval_language_broken_count"]) == 6 and float(info["retrieval_language_intact_count"]) == 10
-    total = float(info["retrieval_language_broken_sum"]) + float(info["retrieval_language_intact_sum"])
+    broken = torch.zeros(len(X), dtype=torch.bool)
+    broken[:6] = True
+    loss, batch = loss_fn({"language": torch.nn.Linear(12, 8)(X)}, {"language": P["language"]}, torch.arange(len(X)),
+                          1, 2)
+    info = batch_diagnostics(loss, batch, broken)
+    assert float(info["retrieval_language_broken"][1]) == 6 and float(info["retrieval_language_intact"][1]) == 10
+    total = float(info["retrieval_language_broken"][0]) + float(info["retrieval_language_intact"][0])
     assert total == pytest.approx(16 * float(info["retrieval_language"]))
+    totals = {}
+    for _ in range(2):
+        add_step(totals, info)
+    record = epoch_means(totals, 2)
+    assert record["retrieval_language_broken"] == float(info["retrieval_language_broken"][0]) / 6
+    assert record["retrieval_language"] == float(info["retrieval_language"])
 
 
 def free_port():
@@ -409,7 +418,8 @@ def run_real_preset(grad_clip, steps=40):
     net = Heads()
     loss_fn = train.C2VLLoss(distill_config, len(X), 8)
     optimizers = train.make_optimizers(config, net, loss_fn)[:2]
-    infos = [train.train_step(net, loss_fn, optimizers, X, P, torch.arange(len(X)), 1, 3, grad_clip=config.grad_clip)
+    infos = [batch_diagnostics(*train.train_step(net, loss_fn, optimizers, X, P, torch.arange(len(X)), 1, 3,
+                                                 grad_clip=config.grad_clip))
              for _ in range(steps)]  # within epoch 1, so that the targets stay the same and losses compare
     with torch.no_grad():
         Z = net(X)["language"]
@@ -434,6 +444,25 @@ def test_without_gradient_clipping_sgd_inflates_the_embeddings_and_learns_less()
     _, _, clipped_norm, clipped_retrieval = run_real_preset(grad_clip=1)
     assert norm > 4 * clipped_norm and retrieval < clipped_retrieval - 0.3, (norm, clipped_norm, retrieval,
                                                                              clipped_retrieval)
+
+
+def test_a_training_step_reads_the_teacher_then_writes_the_embeddings_it_trained_on():
+    """(M5) train_step: the loss reads the rows epoch e - 1 wrote; after the optimiser step the bank holds the
+    embeddings Z of this step (computed before the step), marked as written in epoch e."""
+    config, distill_config = train.parse_args(["--dataset", "demo", "--batch-size", "16"])
+    X, P = learnable_problem()
+    torch.manual_seed(0)
+    net, loss_fn = Heads(), train.C2VLLoss(distill_config, len(X), 8)
+    optimizers = train.make_optimizers(config, net, loss_fn)[:2]
+    index = torch.arange(len(X))
+    train.train_step(net, loss_fn, optimizers, X, P, index, 1, 3)
+    before = {m: loss_fn.bank.embeddings(m).clone() for m in P}
+    _, batch = train.train_step(net, loss_fn, optimizers, X, P, index, 2, 3)
+    assert bool(batch.has_teacher.all())  # epoch 1 wrote every row
+    assert loss_fn.bank.written_in.tolist() == [2] * len(X)
+    for m in P:
+        torch.testing.assert_close(loss_fn.bank.embeddings(m).float(), batch.Z[m].detach(), atol=1e-3, rtol=0)
+        assert not torch.equal(loss_fn.bank.embeddings(m), before[m])
 
 
 def test_train_step_clips_the_gradient_to_norm_grad_clip():
@@ -469,24 +498,27 @@ def test_metrics_jsonl_keeps_its_keys(full_run):
 
 
 def test_epoch_averages_summed_on_the_device_equal_the_per_step_means():
-    """train.py adds info's float64 tensors over the epoch and reads them once: exactly the mean of the per-step
-    values, as when each step was read on its own."""
+    """train.py adds the diagnostics' float64 tensors over the epoch and reads them once: exactly the mean of the
+    per-step values, as when each step was read on its own."""
     X, P = learnable_problem()
     torch.manual_seed(0)
     model = torch.nn.Linear(12, 8)
     loss_fn = train.C2VLLoss(None, len(X), 8, "language")
-    sums, read_each_step = {}, []
+    totals, read_each_step, seen = {}, [], 0
     for step, epoch in enumerate((1, 2, 2, 2)):
         index = torch.arange(len(X)).roll(-5 * step)[:8]  # 0-7, 5-12, 10-15 0 1, 15 0-6
-        _, info = loss_fn({"language": model(X[index])}, {"language": P["language"][index]}, index, epoch, 2)
-        for k, v in info.items():  # as in train.py
-            sums[k] = sums.get(k, 0) + v
+        loss, batch = loss_fn({"language": model(X[index])}, {"language": P["language"][index]}, index, epoch, 2)
+        loss_fn.bank.write(batch.index, batch.Z, epoch)  # as train.train_step
+        info = batch_diagnostics(loss, batch)
+        add_step(totals, info)  # as in train.py
+        seen += len(batch.index)
         read_each_step.append({k: float(v) for k, v in info.items()})
-    for k in sums:
-        assert float(sums[k]) / 4 == sum(r[k] for r in read_each_step) / 4, k  # the same float64 additions
+    record = epoch_means(totals, 4)
+    for k in totals:
+        assert record[k] == sum(r[k] for r in read_each_step) / 4, k  # the same float64 additions
     # the rows epoch 1 wrote and epoch 2 has not rewritten teach: epoch 1 none; then 5-7, 0 1, 2-4
-    assert float(sums["teacher_fraction"]) == 0 + 3 / 8 + 2 / 8 + 3 / 8
-    assert sums["global_batch"] == 32
+    assert float(totals["teacher_fraction"]) == 0 + 3 / 8 + 2 / 8 + 3 / 8
+    assert seen == 32
 
 
 def test_a_training_step_reads_no_value_back_from_the_device(monkeypatch):
@@ -500,13 +532,13 @@ def test_a_training_step_reads_no_value_back_from_the_device(monkeypatch):
     optimizer, scale_optimizer, _ = train.make_optimizers(config, model, loss_fn)
     x, index = torch.empty(8, 3, 16, 25, 2, device=meta), torch.arange(8).to(meta)
     P = {m: torch.empty(8, 16, device=meta) for m in modalities}
-    sums = {}
+    totals, seen = {}, 0
     for epoch in (1, 2):
-        info = train.train_step(model, loss_fn, (optimizer, scale_optimizer), x, P, index, epoch, 2,
-                                grad_clip=config.grad_clip)  # the clip as well
-        for k, v in info.items():
-            sums[k] = sums.get(k, 0) + v
-    assert sums["loss"].device == meta and sums["global_batch"] == 16
+        loss, batch = train.train_step(model, loss_fn, (optimizer, scale_optimizer), x, P, index, epoch, 2,
+                                       grad_clip=config.grad_clip)  # the clip as well
+        add_step(totals, batch_diagnostics(loss, batch))  # as train.train_epoch
+        seen += len(batch.index)
+    assert totals["loss"].device == meta and seen == 16
 
 
 @pytest.mark.skipif(not any(shutil.which(c) for c in ("c++", "g++", "clang++")),
@@ -529,8 +561,8 @@ def test_compiled_model_trains_like_the_eager_one():
         net = torch.compile(model) if compiled else model
         loss_fn = train.C2VLLoss(None, 8, 16)
         optimizer, scale_optimizer, _ = train.make_optimizers(config, model, loss_fn)
-        info = train.train_step(net, loss_fn, (optimizer, scale_optimizer), x, P, torch.arange(8), 1, 2)
-        losses[compiled] = info["loss"].item()
+        loss, _ = train.train_step(net, loss_fn, (optimizer, scale_optimizer), x, P, torch.arange(8), 1, 2)
+        losses[compiled] = loss.item()
         steps[compiled] = {k: model.state_dict()[k] - v for k, v in before.items()}
     assert losses[True] == pytest.approx(losses[False], rel=1e-5)  # the same weights: only rounding differs
     moved = 0
