@@ -169,7 +169,7 @@ class ProjectionHead(nn.Module):
 class TeacherBank(nn.Module):
     """(M5) Per-sample teacher embeddings Zt_m[i]: what the model produced for sample i in the previous epoch.
 
-    Buffers (in the state dict, so checkpoints restore them): `Z_vision`, `Z_language` (num_samples, dim) float16
+    Buffers (in the state dict, so checkpoints restore them): `Zt_vision`, `Zt_language` (num_samples, dim) float16
     and `written_in` (num_samples,) int64, the epoch of each row's last write (0: never). A training step reads its
     rows *before* writing them, and a row is sample i's teacher in epoch e only if epoch e - 1 wrote it: a sample
     the previous epoch did not visit (the sampler drops the last partial batch) has no teacher, as in epoch 1. So
@@ -186,11 +186,12 @@ class TeacherBank(nn.Module):
         self.modalities = resolve_modalities(modalities)
         self.num_samples, self.dim = num_samples, dim
         for m in self.modalities:
-            self.register_buffer(f"Z_{m}", torch.zeros(num_samples, dim, dtype=torch.float16))
+            self.register_buffer(f"Zt_{m}", torch.zeros(num_samples, dim, dtype=torch.float16))
         self.register_buffer("written_in", torch.zeros(num_samples, dtype=torch.long))
 
     def embeddings(self, m):
-        return getattr(self, f"Z_{m}")
+        """(num_samples, dim) float16: Zt_m of every sample."""
+        return getattr(self, f"Zt_{m}")
 
     def check_index(self, index):
         """IndexError naming the indices (B,) that are not rows of the bank. Reading a tensor's values waits for
@@ -226,20 +227,20 @@ class TeacherBank(nn.Module):
         self.written_in[index] = epoch
 
     def _load_from_state_dict(self, state, prefix, *args, **kwargs):
-        upgrade_teacher_bank(state, prefix)  # a bank saved with write steps (`stamp`, `step`) loads as epochs
+        upgrade_teacher_bank(state, prefix)  # a bank saved as `Z_m`, `stamp`, `step` loads
         super()._load_from_state_dict(state, prefix, *args, **kwargs)
 
 
 class C2VLLoss(nn.Module):
     """The C2VL training loss (M1-M12) with its state: the learnable logit scale and the teacher bank (M5).
 
-    forward(Z, P, index, epoch, epochs) -> (L, BatchTargets):
-      Z {m: (B, D)} the heads' outputs g_m(f(X)) (normalised here), P {m: (B, D)} the prompt features of the same
-      samples (normalised here, never given a gradient), index (B,) their dataset indices (rows of the bank),
-      epoch 1-based out of epochs. It reads the teacher rows of the global batch and never writes the bank: the
-      training step writes the batch's embeddings after its optimiser step (bank.write). Keep this module out of
-      DistributedDataParallel (its bank is a large buffer DDP would broadcast every step; its one parameter already
-      gets the same global gradient on every rank).
+    forward(G, P, index, epoch, epochs) -> (L, BatchTargets):
+      G {m: (B, D)} the heads' outputs G_m = g_m(f(X)) (normalised here: Z_m = normalize(G_m)), P {m: (B, D)} the
+      prompt features of the same samples (normalised here, never given a gradient), index (B,) their dataset
+      indices (rows of the bank), epoch 1-based out of epochs. It reads the teacher rows of the global batch and
+      never writes the bank: the training step writes the batch's embeddings after its optimiser step
+      (bank.write). Keep this module out of DistributedDataParallel (its bank is a large buffer DDP would broadcast
+      every step; its one parameter already gets the same global gradient on every rank).
     """
 
     def __init__(self, config, num_samples, dim=768, modalities="both"):
@@ -256,7 +257,7 @@ class C2VLLoss(nn.Module):
     @property
     def logit_scale(self):
         """t = exp(s), s clamped to [0, log 100], so 1 <= t <= 100: at t -> 0 every logit is 0, the predictions are
-        uniform and no gradient reaches the encoder (a collapse SGD at lr 0.1 reaches within two epochs)."""
+        uniform and no gradient reaches the encoder (SGD at lr 0.1 drove t to 0.0004 by epoch 3: docs/method.md §1)."""
         return self.log_logit_scale.clamp(*LOG_LOGIT_SCALE_RANGE).exp()
 
     @torch.no_grad()
@@ -265,12 +266,12 @@ class C2VLLoss(nn.Module):
         clamp's flat region where its gradient is zero."""
         self.log_logit_scale.clamp_(*LOG_LOGIT_SCALE_RANGE)
 
-    def _check(self, Z, P, index, epoch, epochs):
+    def _check(self, G, P, index, epoch, epochs):
         if index.dim() != 1 or index.dtype.is_floating_point:
             raise TypeError(f"C2VLLoss: index must be (B,) integer dataset indices, got {index.dtype} "
                             f"{tuple(index.shape)}")
         B = index.shape[0]
-        for name, d in (("Z", Z), ("P", P)):
+        for name, d in (("G", G), ("P", P)):
             if set(d) != set(self.modalities):
                 raise KeyError(f"C2VLLoss({self.modalities}): {name} has keys {sorted(d)}, expected {self.modalities}")
             for m, x in d.items():
@@ -280,12 +281,12 @@ class C2VLLoss(nn.Module):
         if not 1 <= epoch <= epochs:
             raise ValueError(f"C2VLLoss: epoch must be 1-based in 1..{epochs}, got {epoch}")
 
-    def _batch(self, Z, P, index, epoch, epochs, global_batch):
+    def _batch(self, G, P, index, epoch, epochs, global_batch):
         """M1-M10 for one batch -> BatchTargets (S with gradient, targets without), Z and P unit rows, gathered over
         the processes with `global_batch`."""
-        self._check(Z, P, index, epoch, epochs)
-        dtype = torch.float64 if Z[self.modalities[0]].dtype == torch.float64 else torch.float32  # float32 or better
-        Z = {m: F.normalize(Z[m].to(dtype), dim=1) for m in self.modalities}  # (B, D) unit rows
+        self._check(G, P, index, epoch, epochs)
+        dtype = torch.float64 if G[self.modalities[0]].dtype == torch.float64 else torch.float32  # float32 or better
+        Z = {m: F.normalize(G[m].to(dtype), dim=1) for m in self.modalities}  # (B, D) Z_m = normalize(G_m)
         P = {m: F.normalize(P[m].detach().to(dtype), dim=1) for m in self.modalities}  # (B, D) unit rows, no grad
         if global_batch:
             Z, P, index = gather_global_batch(Z, P, index)  # (N, D), (N, D), (N,)
@@ -300,18 +301,18 @@ class C2VLLoss(nn.Module):
         S = {m: student_logits(Z[m], P[m], t) for m in self.modalities}
         return BatchTargets(alpha_e, has_teacher, inter, Y_intra, Y_inter, T, S, Z, P, index, t)
 
-    def forward(self, Z, P, index, epoch, epochs):
+    def forward(self, G, P, index, epoch, epochs):
         """(M1-M12) the loss L of the global batch, reading the teacher (M5) -> (L, BatchTargets with L_m).
 
         Writing this batch's embeddings as the next epoch's teacher is the training step's, after the optimiser
         step: bank.write(batch.index, batch.Z, epoch) (train.train_step)."""
-        device_type = next(iter(Z.values())).device.type
+        device_type = next(iter(G.values())).device.type
         with torch.autocast(device_type=device_type, enabled=False):  # the loss in float32 (float64 inputs: float64)
-            batch = self._batch(Z, P, index, epoch, epochs, global_batch=True)
+            batch = self._batch(G, P, index, epoch, epochs, global_batch=True)
             loss, batch.L = c2vl_loss(batch.S, batch.T, self.lambdas)  # (M11-M12)
         return loss, batch
 
     @torch.no_grad()
-    def inspect_batch(self, Z, P, index, epoch, epochs):
+    def inspect_batch(self, G, P, index, epoch, epochs):
         """The BatchTargets of this (local) batch: for utils.plots.plot_soft_targets."""
-        return self._batch(Z, P, index, epoch, epochs, global_batch=False)
+        return self._batch(G, P, index, epoch, epochs, global_batch=False)

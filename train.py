@@ -9,7 +9,7 @@ that Z_m = normalize(g_m(f(X))) matches the frozen CLIP features P_m of the visi
 the same clips (prompts.py), with the progressive soft targets of soft_targets.py and distill.py:
 
     for epoch e = 1 .. E:                          alpha_e = alpha_T e / E                         (M6)
-        for each global batch X of N samples:      L = sum_m lambda_m L_m(T(Zt, P), S(Z, P))     (M1-M12)
+        for each global batch X of N samples:      L = sum_m lambda_m L_m                         (M1-M12)
             one optimiser step on f, g_v, g_l (the gradient clipped to norm 1), one on the logit scale t
             the teacher bank keeps Z of this epoch for the next one                              (M5)
 
@@ -77,11 +77,8 @@ class TrainConfig:
     encoder: str = setting("stgcn", "skeleton encoder f: stgcn (ST-GCN, the paper's main one) | gru (ISC's "
                            "bidirectional GRU) | transformer (MAMP's); docs/method.md §8", tuple(ENCODERS))
     size: str | None = setting(None, "encoder width: standard (the reference's) | quarter (the demo's; ST-GCN "
-                               "16/32/64 -> 256, GRU hidden 256, Transformer D 64)", ("standard", "quarter"), str)
-    gru_stepping: str = setting("sequence", "the GRU's stepping: sequence (the whole sequence in one pass) | frame "
-                                "(ISC's: one frame at a time, the state carried); docs/method.md §8", STEPPINGS)
-    frames: int | None = setting(None, "T after resizing the valid frames (data.py preprocessing); the Transformer's: "
-                                 "a multiple of 4, real preset 120 (MAMP's)", kind=int)
+                               "16/32/64 -> 256, GRU hidden 256, Transformer width 64)", ("standard", "quarter"), str)
+    frames: int | None = setting(None, "T after resizing the valid frames (data.py preprocessing)", kind=int)
     normalization: str = setting("aimclr", "skeleton preprocessing", data.NORMALIZATIONS)
     modalities: str = setting("auto", "prompt modalities (auto: every modality whose training cache exists)",
                               ("auto", "vision", "language", "both"))
@@ -108,10 +105,10 @@ class TrainConfig:
     lr_steps: str | None = setting(None, "epochs after which lr is x0.1 (schedule 'step'), comma separated", kind=str)
     warmup_epochs: int = setting(0, "linear lr warm-up")
     init: str | None = setting(None, "initialisation of the encoder and heads: reference (the field's training "
-                               "code, ST-GCN's and AimCLR's weights_init: conv and linear weights N(0, 0.02), BatchNorm "
-                               "weights N(1, 0.02), biases 0; the GRU's and Transformer's own in their files) | pytorch "
-                               "(PyTorch's defaults) | orthogonal (ST-GCN's convolutions orthogonal, biases 0; the rest "
-                               "PyTorch's defaults)", ("reference", "pytorch", "orthogonal"), str)
+                               "code, ST-GCN's and AimCLR's weights_init: conv and linear weights normal(0, 0.02), "
+                               "BatchNorm weights normal(1, 0.02), biases 0; the GRU's and Transformer's own in their "
+                               "files) | pytorch (PyTorch's defaults) | orthogonal (ST-GCN's convolutions orthogonal, "
+                               "biases 0; the rest PyTorch's defaults)", ("reference", "pytorch", "orthogonal"), str)
     grad_clip: float = setting(1.0, "largest L2 norm of the encoder and heads' gradient, rescaled above it (0: off)")
     logit_scale_lr: float = setting(1e-4, "Adam learning rate of the logit scale s = log t, 1 <= t <= 100 (0: t fixed)")
     collapse_patience: int = setting(3, "stop when the loss sits at chance (ln N) or t at 1 for this many epochs "
@@ -143,7 +140,7 @@ class TrainConfig:
 # ----------------------------------------------------------------------------------------------------------------
 
 class C2VLModel(nn.Module):
-    """X (B, 3, T, 25, 2) -> {m: g_m(f(X))} (B, D); Z_m is its normalisation, inside the loss."""
+    """X (B, 3, T, 25, 2) -> G = {m: g_m(f(X))} (B, D); Z_m = normalize(G_m), inside the loss."""
 
     def __init__(self, size, dim, modalities, encoder="stgcn", frames=50, init="pytorch", gru_stepping="sequence"):
         super().__init__()
@@ -173,8 +170,8 @@ def train_step(net, loss_fn, optimizers, x, P, index, epoch, epochs, amp=False, 
     amp), the C2VL loss over the global batch, backward, the gradient clipped to norm grad_clip, every optimiser,
     the logit-scale clamp, then the teacher bank's write. -> (L, BatchTargets) (nothing here waits for the device)."""
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-        Z = net(x)  # {m: (B, D)}
-    loss, batch = loss_fn(Z, P, index, epoch, epochs)  # (M1-M12), reading the teacher (M5)
+        G = net(x)  # {m: (B, D)} g_m(f(X))
+    loss, batch = loss_fn(G, P, index, epoch, epochs)  # (M1-M12), reading the teacher (M5)
     for optimizer in optimizers:
         optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -208,7 +205,7 @@ def make_optimizers(config, model, loss_fn):
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     # Reconstruction: the logit scale s = log t has its own Adam at a small rate, as CLIP trains it (in the SGD
-    # group at lr 0.1 it ran to t ~ 0 within two epochs and training died); alternative: --logit_scale_lr 0, fixed t.
+    # group at lr 0.1 it ran to t = 0.0004 by epoch 3 and training died); alternative: --logit_scale_lr 0, fixed t.
     loss_fn.log_logit_scale.requires_grad_(config.logit_scale_lr > 0)
     scale_optimizer = torch.optim.Adam(loss_fn.parameters(), lr=config.logit_scale_lr, betas=(0.9, 0.98), eps=1e-6)
     return optimizer, scale_optimizer, scheduler
@@ -242,9 +239,9 @@ def train_epoch(config, net, loss_fn, optimizers, batches, modalities, epoch, br
 # ----------------------------------------------------------------------------------------------------------------
 
 def training_pairs(config, train_set, modalities, rank):
-    """The prompt features of the training part, with --pair_noise's broken pairs: -> features {m: (N, [K,] D)},
-    the indices of the samples that have prompts, and which of them are broken, (N,) bool."""
-    features, present = load_prompt_caches(config, train_set.names, modalities)  # {m: (N, [K,] D)}, (N,)
+    """The prompt features of the training part, with --pair_noise's broken pairs: -> features {m: (n, [K,] D)},
+    the indices of the samples that have prompts, and which of them are broken, (n,) bool (n training samples)."""
+    features, present = load_prompt_caches(config, train_set.names, modalities)  # {m: (n, [K,] D)}, (n,)
     for warning in prompt_health(features) if rank == 0 else []:
         print(f"warning: {warning}", file=sys.stderr)
     indices = np.flatnonzero(present).tolist()
@@ -291,9 +288,9 @@ def plot_targets(config, model, loss_fn, train_set, features, modalities, device
     index = torch.arange(n, device=device)
     model.eval()
     with torch.no_grad():
-        Z = model(x)
+        G = model(x)  # {m: (n, D)}
     P = {m: prompts.pool_prompts(torch.from_numpy(np.array(features[m][:n]))).to(device) for m in modalities}
-    plot_soft_targets(loss_fn.inspect_batch(Z, P, index, config.epochs, config.epochs), out / "soft_targets.png")
+    plot_soft_targets(loss_fn.inspect_batch(G, P, index, config.epochs, config.epochs), out / "soft_targets.png")
     distill_config = loss_fn.config
     alpha = [alpha_schedule(e, config.epochs, distill_config.alpha_T, distill_config.alpha_schedule)
              for e in range(1, config.epochs + 1)]
@@ -306,7 +303,7 @@ def pretrain(config, distill_config, device, rank, world):
     train_set = data.load_split(config.data_root, config.dataset, config.split, "train", config.frames,
                                 config.normalization)
     modalities = prompt_modalities(config)
-    features, indices, broken = training_pairs(config, train_set, modalities, rank)  # {m: (N, [K,] D)}
+    features, indices, broken = training_pairs(config, train_set, modalities, rank)  # {m: (n, [K,] D)}
     dim = next(iter(features.values())).shape[-1]
 
     model = initial_model(config, dim, modalities).to(device)
@@ -377,7 +374,7 @@ def prompt_cache_path(config, modality):
 
 
 def load_prompt_caches(config, names, modalities):
-    """{m: float16 (N, D) or (N, K, D) array} aligned to the training split, and the mask of samples that have all."""
+    """{m: float16 (n, D) or (n, K, D) array} aligned to the training split, and the mask of samples that have all."""
     features, present = {}, np.ones(len(names), dtype=bool)
     for m in modalities:
         path = prompt_cache_path(config, m)

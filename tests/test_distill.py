@@ -307,7 +307,7 @@ def test_teacher_bank_round_trips_through_checkpoint(tmp_path):
     index = torch.tensor([1, 3, 5, 0, 2, 4])
     Z, P = batch(51)
     assert step(loss_fn, Z, P, index, 2, 3)[0].item() == step(restored, Z, P, index, 2, 3)[0].item()
-    with pytest.raises(RuntimeError, match="bank.Z_vision"):  # a bank of another dataset size is refused
+    with pytest.raises(RuntimeError, match="bank.Zt_vision"):  # a bank of another dataset size is refused
         C2VLLoss(DistillConfig(), NUM + 1, D).load_state_dict(loss_fn.state_dict())
 
 
@@ -326,21 +326,23 @@ def test_teacher_bank_read_write_by_dataset_index():
     buffer.seek(0)
     copy = TeacherBank(NUM, D, "both")
     copy.load_state_dict(torch.load(buffer))
-    assert torch.equal(copy.written_in, bank.written_in) and torch.equal(copy.Z_language, bank.Z_language)
+    assert torch.equal(copy.written_in, bank.written_in) and torch.equal(copy.Zt_language, bank.Zt_language)
     with pytest.raises(IndexError, match=r"dataset indices \[20\]"):
         bank.read(torch.tensor([1, 20]), 2)
 
 
-def test_a_bank_saved_with_write_steps_loads_with_the_epoch_of_each_write():
-    """A bank saved as `stamp` (the write step of each row) and `step` loads with `written_in` (the epoch of each row's
-    write): 3 epochs of 3 steps of 4 rows over 14 samples, 2 of which epoch 3 skipped, and 1 row never written."""
+def test_a_bank_saved_with_its_former_buffers_loads_with_the_epoch_of_each_write():
+    """A bank saved as `Z_m` and `stamp` (the write step of each row), `step` loads as `Zt_m` and `written_in` (the
+    epoch of each row's write): 3 epochs of 3 steps of 4 rows over 14 samples, 2 of which epoch 3 skipped, and 1 row
+    never written."""
     stamp = torch.tensor([7, 7, 7, 7, 8, 8, 8, 8, 9, 9, 9, 9, 5, 0])  # epoch 3: steps 7-9; row 12 from epoch 2
     Z = {f"bank.Z_{m}": torch.randn(14, D).half() for m in BOTH}
     old = {"log_logit_scale": torch.tensor(2.0), **Z, "bank.stamp": stamp, "bank.step": torch.tensor(9)}
     loss_fn = C2VLLoss(DistillConfig(), 14, D)
     loss_fn.load_state_dict(old)
     assert loss_fn.bank.written_in.tolist() == [3] * 12 + [2, 0]
-    assert torch.equal(loss_fn.bank.Z_vision, Z["bank.Z_vision"])
+    assert torch.equal(loss_fn.bank.Zt_vision, Z["bank.Z_vision"])
+    assert torch.equal(loss_fn.bank.Zt_language, Z["bank.Z_language"])
     assert loss_fn.bank.read(torch.tensor([0, 11, 12, 13]), 4)[1].tolist() == [True, True, False, False]
 
 
@@ -427,7 +429,7 @@ def test_logged_target_entropy_and_prompt_cosine():
 def test_logit_scale_has_a_floor_of_1_so_training_cannot_die_at_t_0():
     loss_fn = C2VLLoss(DistillConfig(), NUM, D)
     with torch.no_grad():
-        loss_fn.log_logit_scale.fill_(-8.0)  # where SGD at lr 0.1 drove s within two epochs (t = 0.0003)
+        loss_fn.log_logit_scale.fill_(-8.0)  # t = 0.0003: where SGD at lr 0.1 drove it (0.0004 by epoch 3)
     assert loss_fn.logit_scale.item() == pytest.approx(1.0)
     loss_fn.clamp_logit_scale_()
     assert loss_fn.log_logit_scale.item() == 0.0  # the parameter itself back in range: its gradient lives again

@@ -132,14 +132,18 @@ def feature_extractor(build, state, source, classifier_weight: str, classifier: 
 
 
 def upgrade_teacher_bank(state, prefix=""):
-    """A teacher bank (distill.TeacherBank) saved with write steps loads as one with write epochs, in place.
+    """A teacher bank (distill.TeacherBank) saved with its former buffers loads, in place: `Z_m` -> `Zt_m`, and
+    `stamp` (the write step of each row, 0: never) with `step` (the writes so far) -> `written_in` (the epoch of each
+    row's write).
 
-    Such a bank holds `stamp` (the write step of each row, 0: never) and `step` (the writes so far) instead of
-    `written_in` (the epoch of each row's write). Checkpoints are written at the end of an epoch, and every epoch
-    writes the same K steps of N rows (the sampler drops the last partial batch), so the write at step s belongs to
-    epoch ceil(s / K). The last step's N rows all survive, and the rows ever written are the last epoch's K N plus
-    fewer than N that it skipped: K = (rows written) // N. (A run cut short by --max_steps breaks the rule.)
+    Checkpoints are written at the end of an epoch, and every epoch writes the same K steps of N rows (the sampler
+    drops the last partial batch), so the write at step s belongs to epoch ceil(s / K). The last step's N rows all
+    survive, and the rows ever written are the last epoch's K N plus fewer than N that it skipped:
+    K = (rows written) // N. (A run cut short by --max_steps breaks the rule.)
     """
+    for m in ("vision", "language"):
+        if prefix + f"Z_{m}" in state:
+            state[prefix + f"Zt_{m}"] = state.pop(prefix + f"Z_{m}")
     if prefix + "stamp" not in state:
         return
     stamp = state.pop(prefix + "stamp")  # (num_samples,) int64
