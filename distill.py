@@ -3,18 +3,19 @@
 The skeleton encoder f is trained through two projection heads g_v, g_l into CLIP's space. For one batch
 (rows are samples) the loss compares the student's logits with soft targets (soft_targets.py, M1-M4, M7-M9):
 
-    (M5)  teacher bank: Zt_m[i] = the detached embedding of sample i recorded in epoch e - 1      (TeacherBank)
+    (M5)  teacher bank: Zt_m[i] = the detached embedding of sample i written in epoch e - 1       (TeacherBank)
     (M6)  alpha_e = alpha_T * e / E    (linear; "constant": alpha_e = alpha_T)                  (alpha_schedule)
     (M10) T^{a->b} = (1 - alpha_e) Y_intra^m + alpha_e Y_inter^{a->b}                           (progressive_target)
     (M11) L_m = 1/2 [ H(T^{s->m}, S_sm) + H(T^{m->s}, S_ms) ]                                    (modality_loss)
     (M12) L = lambda_v L_v + lambda_l L_l                                                        (c2vl_loss)
 
 C2VLLoss wraps these with their state: the learnable logit scale t = exp(s) (s starts at log(1/0.07); 1 <= t <= 100,
-the floor keeping training alive, docs/method.md §1) and the teacher bank; under torch.distributed it computes
-targets and logits over the *global* batch. With beta = 0 and alpha_T = 0 every target is I and the loss is exactly
-CLIP's symmetric InfoNCE. ProjectionHead is g_m.
+the floor keeping training alive, docs/method.md §1) and the teacher bank, which it reads (the training step writes
+it, train.train_step); under torch.distributed it computes targets and logits over the *global* batch. With beta = 0
+and alpha_T = 0 every target is I and the loss is exactly CLIP's symmetric InfoNCE. ProjectionHead is g_m; the
+options (DistillConfig) come last.
 Not here: the encoder (skeleton_*.py), the prompt features and P1 pooling (prompts.py), the training loop
-(train.py), pictures of the targets (utils/plots.py).
+(train.py), what a run logs per step (utils/diagnostics.py), pictures of the targets (utils/plots.py).
 """
 import math
 from dataclasses import dataclass
@@ -34,45 +35,6 @@ from prompts import MODALITIES
 from utils.checkpoints import upgrade_teacher_bank
 from utils.config import check_choices, setting
 from utils.distributed import gather_global_batch
-
-LOG_LOGIT_SCALE_RANGE = (0.0, math.log(100.0))  # s = log t in [0, log 100]: 1 <= t <= 100 (CLIP clamps t at 100)
-
-
-@dataclass
-class DistillConfig:
-    """Options of the C2VL loss (docs/method.md §11); each is a flag of train.py with the same name."""
-
-    # Reconstruction: beta = 0.5 weighs the hard label and the soft similarities equally (the paper's value unknown).
-    beta: float = setting(0.5, "M4: weight of the soft self-similarity targets against the hard label I")
-    alpha_T: float = setting(0.5, "M6: final weight alpha_T of the inter-modal targets (PS-KD uses 0.8)")
-    alpha_schedule: str = setting("linear", "M6: linear (alpha_e = alpha_T e / E) or constant (alpha_T from epoch 1)",
-                                  choices=("linear", "constant"))
-    inter: str = setting("cycle", "M9: inter-modal targets: cycle through the other prompt modality, self "
-                         "(teacher's own prediction), off", choices=("cycle", "self", "off"))
-    tau_t: float = setting(0.05, "M2, M3, M7: temperature of the soft targets (small: only close neighbours)")
-    lambda_v: float = setting(1.0, "M12: weight of the vision branch")
-    lambda_l: float = setting(1.0, "M12: weight of the language branch")
-
-    def __post_init__(self):
-        for name in ("beta", "alpha_T"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"DistillConfig.{name} must be in [0, 1], got {getattr(self, name)}")
-        if not self.tau_t > 0.0:
-            raise ValueError(f"DistillConfig.tau_t must be > 0, got {self.tau_t}")
-        for name in ("lambda_v", "lambda_l"):
-            if getattr(self, name) < 0.0:
-                raise ValueError(f"DistillConfig.{name} must be >= 0, got {getattr(self, name)}")
-        check_choices(self)
-
-
-def resolve_modalities(modalities):
-    """"both" | "vision" | "language" | a sequence of those names -> tuple in the order (vision, language)."""
-    names = MODALITIES if modalities == "both" else (modalities,) if isinstance(modalities, str) else modalities
-    unknown = [m for m in names if m not in MODALITIES]
-    if unknown or not names:
-        raise ValueError(f"prompt modalities must be 'both' or a non-empty subset of {MODALITIES}, got {modalities!r}")
-    return tuple(m for m in MODALITIES if m in names)
-
 
 def alpha_schedule(epoch, epochs, alpha_T, kind="linear"):
     """(M6) alpha_e = alpha_T * e / E for kind "linear", alpha_T for kind "constant".
@@ -231,6 +193,9 @@ class TeacherBank(nn.Module):
         super()._load_from_state_dict(state, prefix, *args, **kwargs)
 
 
+LOG_LOGIT_SCALE_RANGE = (0.0, math.log(100.0))  # s = log t in [0, log 100]: 1 <= t <= 100 (CLIP clamps t at 100)
+
+
 class C2VLLoss(nn.Module):
     """The C2VL training loss (M1-M12) with its state: the learnable logit scale and the teacher bank (M5).
 
@@ -316,3 +281,39 @@ class C2VLLoss(nn.Module):
     def inspect_batch(self, G, P, index, epoch, epochs):
         """The BatchTargets of this (local) batch: for utils.plots.plot_soft_targets."""
         return self._batch(G, P, index, epoch, epochs, global_batch=False)
+
+
+@dataclass
+class DistillConfig:
+    """Options of the C2VL loss (docs/method.md §11); each is a flag of train.py with the same name."""
+
+    # Reconstruction: beta = 0.5 weighs the hard label and the soft similarities equally (the paper's value unknown).
+    beta: float = setting(0.5, "M4: weight of the soft self-similarity targets against the hard label I")
+    alpha_T: float = setting(0.5, "M6: final weight alpha_T of the inter-modal targets (PS-KD uses 0.8)")
+    alpha_schedule: str = setting("linear", "M6: linear (alpha_e = alpha_T e / E) or constant (alpha_T from epoch 1)",
+                                  choices=("linear", "constant"))
+    inter: str = setting("cycle", "M9: inter-modal targets: cycle through the other prompt modality, self "
+                         "(teacher's own prediction), off", choices=("cycle", "self", "off"))
+    tau_t: float = setting(0.05, "M2, M3, M7: temperature of the soft targets (small: only close neighbours)")
+    lambda_v: float = setting(1.0, "M12: weight of the vision branch")
+    lambda_l: float = setting(1.0, "M12: weight of the language branch")
+
+    def __post_init__(self):
+        for name in ("beta", "alpha_T"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"DistillConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+        if not self.tau_t > 0.0:
+            raise ValueError(f"DistillConfig.tau_t must be > 0, got {self.tau_t}")
+        for name in ("lambda_v", "lambda_l"):
+            if getattr(self, name) < 0.0:
+                raise ValueError(f"DistillConfig.{name} must be >= 0, got {getattr(self, name)}")
+        check_choices(self)
+
+
+def resolve_modalities(modalities):
+    """"both" | "vision" | "language" | a sequence of those names -> tuple in the order (vision, language)."""
+    names = MODALITIES if modalities == "both" else (modalities,) if isinstance(modalities, str) else modalities
+    unknown = [m for m in names if m not in MODALITIES]
+    if unknown or not names:
+        raise ValueError(f"prompt modalities must be 'both' or a non-empty subset of {MODALITIES}, got {modalities!r}")
+    return tuple(m for m in MODALITIES if m in names)

@@ -6,8 +6,8 @@ on the device, one index per batch; both measured in the same run, with their ra
 pooled (prompts.pool_prompts), C2VLModel forward (ST-GCN encoder + projection heads, bf16 autocast with --amp),
 C2VLLoss over the batch in epoch 2 (teacher bank filled: every target path, the bank read), backward,
 optimizer step (the preset's: AdamW for the demo, SGD + momentum for the real recipe; fused on CUDA), the bank
-write. Both prompt modalities. --compile adds a row with the encoder and heads under torch.compile (train.py --compile) and its ratio
-to the eager row of the same run, or the reason compiling failed.
+write. Both prompt modalities. --compile adds a row with the encoder and heads under torch.compile (train.py
+--compile) and its ratio to the eager row of the same run, or the reason compiling failed.
 
 Columns: samples/s of full steps, and the shares of the step time spent in
     data %      waiting for the DataLoader's batch + prompt lookup/pooling + host-to-device copies
@@ -63,6 +63,7 @@ import prompts  # noqa: E402
 from utils.batches import GlobalBatchSampler, make_batches  # noqa: E402
 import train  # noqa: E402
 from utils.imports import OPEN_CLIP_CONFIGS  # noqa: E402
+from utils.training_prompts import load_prompt_caches  # noqa: E402
 from distill import C2VLLoss, DistillConfig  # noqa: E402
 
 MODALITIES = prompts.MODALITIES  # both prompt modalities, as train.py's --modalities auto with both caches
@@ -108,7 +109,7 @@ def demo_inputs(data_root):
         return None
     try:
         train_set = data.load_split(data_root, "demo", "xsub", "train", config.frames, config.normalization)
-        features, present = train.load_prompt_caches(config, train_set.names, MODALITIES)
+        features, present = load_prompt_caches(config, train_set.names, dict(zip(MODALITIES, caches)))
     except (OSError, data.DataFormatError, prompts.PromptError) as error:
         print(f"demo data unusable ({error}); using a synthetic 540-sample set", file=sys.stderr)
         return None

@@ -23,6 +23,7 @@ import train
 from utils.diagnostics import add_step, batch_diagnostics, epoch_means
 from utils.pair_noise import break_pairs
 from utils.runs import collapse_message
+from utils.training_prompts import load_prompt_caches, training_modalities
 from demo.world import demo_names
 from tools import ntu_names, prompt_commands
 
@@ -336,7 +337,8 @@ def test_missing_prompt_cache_names_the_command_that_makes_it(tiny_root, tmp_pat
     config, distill_config = train.parse_args(["--data-root", str(tmp_path), "--split", "xview",
                                                "--modalities", "language", "--out", str(tmp_path / "run")])
     with pytest.raises(FileNotFoundError, match="python prompts.py encode --dataset demo --split xview") as error:
-        train.load_prompt_caches(config, ["S001C001P001R001A001"], ("language",))
+        caches = {"language": train.prompt_paths(config)[0]["language"]}
+        load_prompt_caches(config, ["S001C001P001R001A001"], caches)
     command = str(error.value).splitlines()[1].split()[2:]  # the command it names parses as prompts.py's
     args = prompt_commands.build_parser().parse_args(command)
     assert (args.parts, args.modalities, args.model) == (["train"], ["language"], prompts.DEMO_CLIP_MODEL)
@@ -355,7 +357,7 @@ def test_with_only_language_prompts_the_message_encodes_language_only(tiny_root,
     language.write_text("{}")  # released prompts imported: language only, not encoded yet
     config, _ = train.parse_args(["--data-root", str(tmp_path), "--split", "xview"])
     with pytest.raises(FileNotFoundError) as error:
-        train.prompt_modalities(config)
+        training_modalities(config, *train.prompt_paths(config))
     assert "--modalities language --model" in str(error.value) and "vision" not in str(error.value)
 
 

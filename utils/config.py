@@ -19,9 +19,10 @@ def setting(default, help, choices=None, kind=None, *, aliases=(), nargs=None, c
                                             "positional": positional})
 
 
-def add_arguments(parser, cls, skip=(), none_means=None):
+def add_arguments(parser, cls, skip=(), none_means=None, choices=None):
     """One flag per field of the dataclass `cls` (same name, same default, help from the field); `none_means` is
-    what a None default stands for in the help (e.g. "the preset"), else the field's help says it."""
+    what a None default stands for in the help (e.g. "the preset"), else the field's help says it. `choices`:
+    {field: allowed values} for fields whose values another module names (a utils dataclass cannot import it)."""
     for f in fields(cls):
         if f.name in skip:
             continue
@@ -40,7 +41,8 @@ def add_arguments(parser, cls, skip=(), none_means=None):
             parser.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default,
                                 help=help)
         else:
-            parser.add_argument(*flags, dest=f.name, type=kind, default=default, choices=meta.get("choices"),
+            parser.add_argument(*flags, dest=f.name, type=kind, default=default,
+                                choices=(choices or {}).get(f.name, meta.get("choices")),
                                 nargs=meta.get("nargs"), const=meta.get("const"), required=meta.get("required", False),
                                 help=help)
     return parser
@@ -51,10 +53,11 @@ def from_args(cls, args, **overrides):
     return cls(**{**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}, **overrides})
 
 
-def check_choices(config):
-    """Raise ValueError naming the flag when a field with choices holds another value (None: left to a preset)."""
+def check_choices(config, choices=None):
+    """Raise ValueError naming the flag when a field with choices (its own, or `choices` {field: allowed values})
+    holds another value (None: left to a preset)."""
     for f in fields(config):
-        allowed, value = f.metadata.get("choices"), getattr(config, f.name)
+        allowed, value = (choices or {}).get(f.name, f.metadata.get("choices")), getattr(config, f.name)
         values = value if f.metadata.get("nargs") in ("+", "*") and value is not None else [value]  # a list flag
         if allowed is not None and any(v not in allowed for v in values) and not (value is None and f.default is None):
             raise ValueError(f"--{f.name.replace('_', '-')} must be one of {tuple(allowed)}, "

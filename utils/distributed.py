@@ -168,3 +168,12 @@ def convert_global_batchnorm(module, device):
         else:
             convert_global_batchnorm(child, device)
     return module
+
+
+def parallel_model(model, device, world, compile=False):
+    """The model as a training step calls it: under torch.compile (`compile`), in DistributedDataParallel when
+    there are several processes (its gradients averaged over them)."""
+    net = torch.compile(model) if compile else model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    return net

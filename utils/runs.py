@@ -1,4 +1,4 @@
-"""Run bookkeeping: the run folder, what a run records, resuming it, the collapse guard, step timing.
+"""Run bookkeeping: the run folder, what a run records, resuming it, the collapse guard, the saved model, step timing.
 
 A run folder (train.py) holds config.json (every setting and the machine), metrics.jsonl (one line per epoch),
 checkpoint_last.pt / checkpoint_best.pt (everything needed to continue exactly), encoder.pt and heads.pt (what
@@ -16,6 +16,7 @@ import torch
 
 from utils.batches import TrainSetupError
 from utils.checkpoints import CheckpointMismatchError, read_checkpoint
+from utils.distributed import barrier
 from utils.files import save_torch, write_json, write_text
 
 
@@ -52,6 +53,15 @@ def saved_settings(run) -> dict:
     return saved
 
 
+def resumed_settings(config, distill_class):
+    """--resume: the run's own settings (its config.json) as (type(config), distill_class) instances; only --device
+    and --workers come from `config`, the command."""
+    saved = saved_settings(config.resume)
+    train = type(config)(**{**saved["train"], "resume": config.resume, "out": config.resume, "device": config.device,
+                            "workers": config.workers})
+    return train, distill_class(**saved["distill"])
+
+
 def start_run(out, settings: dict, history: list) -> None:
     """config.json, and metrics.jsonl with the epochs already done (a resumed run's)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -76,6 +86,56 @@ def restore(path, **objects):
         obj.load_state_dict(state[name])
     torch.set_rng_state(state["rng"])
     return state["history"], state["epoch"] + 1, state["best"]
+
+
+class Run:
+    """A pretraining run as it goes: its folder (rank 0 writes it), its history, resume and the collapse guard.
+
+    objects: what a checkpoint holds besides the epoch, the random state, the history and the best monitor value,
+    each saved and restored under its name (model, loss_fn, optimizers, scheduler). A fresh run starts at epoch 1;
+    `resume` continues from checkpoint_last.pt exactly (every state restored). Every process keeps the history, so
+    that all stop together when the run has collapsed.
+    """
+
+    def __init__(self, out, rank, settings: dict, resume=False, **objects):
+        self.out, self.rank, self.objects = Path(out), rank, objects
+        self.history, self.start, self.best = [], 1, -1.0
+        if resume:
+            self.history, self.start, self.best = restore(self.out / "checkpoint_last.pt", **objects)
+        if rank == 0:
+            start_run(self.out, settings, self.history)
+
+    def end_epoch(self, epoch, record: dict) -> None:
+        """Record an epoch: metrics.jsonl and checkpoint_last.pt (checkpoint_best.pt when the kNN monitor improved)
+        on rank 0; every process waits for them."""
+        self.history.append(record)
+        if self.rank == 0:
+            improved, self.best = record.get("knn_top1", -1.0) > self.best, max(self.best, record.get("knn_top1", -1.0))
+            state = {name: obj.state_dict() for name, obj in self.objects.items()}
+            end_epoch(self.out, record, {"epoch": epoch, **state, "rng": torch.get_rng_state(),
+                                         "history": self.history, "best": self.best}, improved)
+        barrier()
+
+    def stop_if_collapsed(self, config, modalities) -> None:
+        """TrainingCollapsedError when the run stopped learning (collapse_message, with train.py's settings)."""
+        if message := collapse_message(self.history, config.batch_size, config.collapse_patience, modalities,
+                                       config.lr, config.grad_clip, config.logit_scale_lr):
+            raise TrainingCollapsedError(f"{message}\nThe last checkpoint is in {self.out}.")
+
+
+def save_model(out, model, modalities, **info) -> None:
+    """encoder.pt: the bare encoder state dict (evaluate.build_encoder reads it); heads.pt: g_v and g_l (None for a
+    modality the run did not train) and `info`, what zero-shot evaluation needs to know of the run (load_heads)."""
+    save_torch({k: v.cpu() for k, v in model.encoder.state_dict().items()}, out / "encoder.pt")
+    heads = {m: model.heads[m].state_dict() if m in modalities else None for m in ("vision", "language")}
+    save_torch({**heads, **info}, out / "heads.pt")
+
+
+def interrupted_message(out) -> str:
+    """What Ctrl-C says: the command that continues the run, when it has a checkpoint."""
+    if out and (Path(out) / "checkpoint_last.pt").is_file():
+        return f"\ninterrupted: continue with  python train.py --resume {out}"
+    return "\ninterrupted before the first epoch ended: no checkpoint to continue from"
 
 
 def collapse_message(history, batch_size, patience, modalities, lr, grad_clip, logit_scale_lr):
