@@ -26,7 +26,7 @@ Not here: the encoders themselves (skeleton_gcn.py, skeleton_gru.py, skeleton_tr
 files (utils/checkpoints.py), evaluating f (evaluate.py).
 """
 from skeleton_gcn import STGCN
-from skeleton_gru import SkeletonGRU
+from skeleton_gru import STEPPINGS, SkeletonGRU  # noqa: F401 (train.py's --gru_stepping choices)
 from skeleton_transformer import SkeletonTransformer, check_patches
 from utils.checkpoints import encoder_part, state_of
 from utils.runs import pretraining_info

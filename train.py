@@ -35,9 +35,8 @@ import data
 import evaluate
 import prompts
 from distill import C2VLLoss, DistillConfig, ProjectionHead, alpha_schedule
-from encoders import ENCODERS, check_frames, make_encoder
+from encoders import ENCODERS, STEPPINGS, check_frames, make_encoder
 from skeleton_gcn import orthogonal_init, reference_init
-from skeleton_gru import STEPPINGS
 from utils.batches import GlobalBatchSampler, TrainSetupError, epoch_seed, make_batches
 from utils.checkpoints import CheckpointMismatchError, read_checkpoint
 from utils.config import add_arguments, check_choices, fill_unset, from_args, preset_table
@@ -48,7 +47,7 @@ from utils.optimizers import make_optimizers
 from utils.plots import plot_alpha_schedule, plot_curves, plot_soft_targets
 from utils.runs import Run, interrupted_message, resumed_settings, run_folder, save_model
 from utils.scores import summary_table
-from utils.train_config import TrainConfig, check_settings
+from utils.train_config import TrainConfig, check_settings, clip_pretrained
 from utils.training_prompts import training_modalities, training_prompts
 
 
@@ -135,9 +134,9 @@ def pretrain(config, distill_config, device, rank, world):
 class C2VLModel(nn.Module):
     """X (B, 3, T, 25, 2) -> G = {m: g_m(f(X))} (B, D); Z_m = normalize(G_m), inside the loss."""
 
-    def __init__(self, size, dim, modalities, encoder="stgcn", frames=50, init="pytorch"):
+    def __init__(self, size, dim, modalities, encoder="stgcn", frames=50, init="pytorch", gru_stepping="sequence"):
         super().__init__()
-        self.encoder = evaluate.make_encoder(encoder, size, frames)  # f: ST-GCN, GRU or Transformer
+        self.encoder = make_encoder(encoder, size, frames, gru_stepping)  # f: ST-GCN, GRU or Transformer
         self.heads = nn.ModuleDict({m: ProjectionHead(self.encoder.feature_dim, 512, dim) for m in modalities})
         if init == "reference":
             # Reconstruction: the real preset takes the initialisation of the field's training code (ST-GCN's and
@@ -171,8 +170,9 @@ PRESETS = {
                  lr_schedule="step", lr_steps="250", monitor_every=10, linear_seeds=1, init="reference",
                  clip_model=prompts.DEFAULT_CLIP_MODEL, pretrained=prompts.DEFAULT_CLIP_PRETRAINED),
 }
-CHOICES = {"dataset": tuple(data.DATASETS), "encoder": tuple(evaluate.ENCODERS), "normalization": data.NORMALIZATIONS,
-           "pooling": prompts.POOLINGS}  # the TrainConfig settings whose values the reading path names
+CHOICES = {"dataset": tuple(data.DATASETS), "encoder": tuple(ENCODERS), "normalization": data.NORMALIZATIONS,
+           "pooling": prompts.POOLINGS, "gru_stepping": STEPPINGS}  # settings whose values the reading path names
+RUN_SETTINGS = ("dataset", "split", "frames", "normalization", "encoder", "size", "gru_stepping")  # into heads.pt
 
 
 def parse_args(argv=None):
@@ -190,7 +190,10 @@ def parse_args(argv=None):
 def fill_presets(config):
     """Check the choices, then fill the dataset's preset values into the settings left empty; check the rest."""
     check_choices(config, CHOICES)  # --dataset among them; preset values are valid by construction
+    if config.encoder == "transformer" and config.frames is None and config.dataset != "demo":  # MAMP's T:
+        config.frames = 120  # Reconstruction: whole 4-frame patches (the preset's 50 is not); alternative: --frames
     fill_unset(config, PRESETS["demo" if config.dataset == "demo" else "real"], data_root=config.data_root)
+    check_frames(config.encoder, config.frames)  # the Transformer's whole 4-frame patches
     return check_settings(config, splits=data.DATASETS[config.dataset])
 
 
@@ -206,11 +209,6 @@ def training_data(config, device, rank):
     features, indices, broken = training_prompts(config, train_set.names, {m: caches[m] for m in modalities}, rank)
     broken = torch.from_numpy(broken).to(device) if config.pair_noise else None  # for the diagnostics only
     return train_set, features, indices, broken, modalities
-
-
-def clip_pretrained(config):
-    """The pretrained tag as prompts.py takes it: None for random weights (--pretrained none)."""
-    return None if config.pretrained.lower() == "none" else config.pretrained
 
 
 def prompt_paths(config):
@@ -232,11 +230,11 @@ def knn_monitor(record, encoder, train_set, device, rank, held_out=0.1):
 
 
 def save_outputs(config, model, loss_fn, train_set, features, modalities, device):
-    """encoder.pt, heads.pt; heat maps of one batch's soft targets (the last epoch's teacher), the alpha schedule."""
+    """encoder.pt, heads.pt (RUN_SETTINGS); one batch's soft targets (the last teacher), the alpha schedule (PNGs)."""
     out, n = Path(config.out), min(32, len(train_set))
     save_model(out, model, modalities, dim=loss_fn.dim, hidden=512, clip_model=config.clip_model,
                pretrained=clip_pretrained(config), logit_scale=float(loss_fn.logit_scale.detach()),
-               **{k: getattr(config, k) for k in ("dataset", "split", "frames", "normalization", "encoder", "size")})
+               **{k: getattr(config, k) for k in RUN_SETTINGS})
     model.eval()
     with torch.no_grad():
         G = model(torch.stack([train_set[i][0] for i in range(n)]).to(device))  # {m: (n, D)}

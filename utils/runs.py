@@ -124,7 +124,7 @@ class Run:
 
 
 def save_model(out, model, modalities, **info) -> None:
-    """encoder.pt: the bare encoder state dict (evaluate.build_encoder reads it); heads.pt: g_v and g_l (None for a
+    """encoder.pt: the bare encoder state dict (encoders.build_encoder reads it); heads.pt: g_v and g_l (None for a
     modality the run did not train) and `info`, what zero-shot evaluation needs to know of the run (load_heads)."""
     save_torch({k: v.cpu() for k, v in model.encoder.state_dict().items()}, out / "encoder.pt")
     heads = {m: model.heads[m].state_dict() if m in modalities else None for m in ("vision", "language")}

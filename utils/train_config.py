@@ -23,7 +23,10 @@ class TrainConfig:
     encoder: str = setting("stgcn", "skeleton encoder f (docs/method.md §8): stgcn (ST-GCN) | gru (ISC's "
                            "bidirectional GRU) | transformer (MAMP's)")
     size: str | None = setting(None, "encoder width: standard | quarter (the demo's)", ("standard", "quarter"), str)
-    frames: int | None = setting(None, "T after resizing the valid frames (data.py preprocessing)", kind=int)
+    gru_stepping: str = setting("sequence", "the GRU's stepping (docs/method.md §8): sequence (one pass over the "
+                                "whole sequence) | frame (ISC's: one frame at a time, the state carried)")
+    frames: int | None = setting(None, "T after resizing the valid frames (data.py preprocessing); the Transformer's "
+                                 "a multiple of 4 (real preset: 120, MAMP's)", kind=int)
     normalization: str = setting("aimclr", "skeleton preprocessing")
     modalities: str = setting("auto", "prompt modalities (auto: every modality whose training cache exists)",
                               ("auto", "vision", "language", "both"))
@@ -87,3 +90,8 @@ def check_settings(config, splits):
     if config.baseline is None:
         config.baseline = config.dataset == "demo"
     return config
+
+
+def clip_pretrained(config):
+    """The pretrained tag as prompts.py takes it: None for random weights (--pretrained none)."""
+    return None if config.pretrained.lower() == "none" else config.pretrained
